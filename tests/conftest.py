@@ -1,0 +1,67 @@
+"""Shared fixtures: a tiny real BERT (the real 21,128-token vocabulary, 2 layers) trained a few
+steps on the embedded corpus and exported to ONNX, built once per test session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def build_tiny_base(folder: Path) -> Path:
+    """A randomly initialised 2-layer BERT with m3e-small's tokenizer (the bert-base-chinese vocab)."""
+    import shutil
+
+    from transformers import BertConfig, BertModel
+
+    from training.base_model import prepare_builtin
+
+    vocab_source = prepare_builtin("m3e-small")
+    folder.mkdir(parents=True, exist_ok=True)
+    config = BertConfig(vocab_size=21128, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(vocab_source / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> Path:
+    return build_tiny_base(tmp_path_factory.mktemp("tiny") / "base")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_base, tmp_path_factory) -> Path:
+    from training.config import load_config
+    from training.train import train
+
+    out = tmp_path_factory.mktemp("tiny") / "model"
+    cfg = load_config(None, {"base_model": str(tiny_base), "output_dir": str(out), "max_steps": 30,
+                             "batch_size": 16, "learning_rate": 1e-3, "max_length": 48,
+                             "data.synthetic_n": 600, "taxonomy": str(REPO / "configs/taxonomy.yaml"),
+                             "policy": str(REPO / "configs/policy.yaml")})
+    return train(cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_serving(tiny_model, tmp_path_factory) -> Path:
+    from training.export import export
+
+    out = tmp_path_factory.mktemp("tiny") / "serving"
+    export(tiny_model, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """../shared/data, or FANZHA_DATA_DIR. Missing: a failure in CI (CI=true), a skip elsewhere."""
+    path = Path(os.environ.get("FANZHA_DATA_DIR", REPO.parent / "shared" / "data"))
+    if not (path / "README.md").is_file():
+        message = f"shared data not found at {path} (set FANZHA_DATA_DIR)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " — required in CI")
+        pytest.skip(message)
+    return path

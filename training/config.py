@@ -32,6 +32,8 @@ class DataConfig:
     synthetic_seed: int = _help("seed of the embedded generator", 0)
     corpus_dirs: list = _help("extra folders with train/validation/test.jsonl (e.g. from python -m data.sources)", [])
     train_limit: int = _help("use at most this many training rows (0: all); for smoke runs", 0)
+    caps: dict = _help("down-sample the TRAIN split: 'source:label' or 'label' -> max rows "
+                       "(e.g. {'spam80w:normal': 20000}); a deterministic sample by seed", {})
 
     def __post_init__(self):
         if self.synthetic_n < 0 or self.train_limit < 0:
@@ -55,6 +57,8 @@ class TrainConfig:
     class_weights: str = _help("'balanced' (inverse class frequency, capped) or 'none'", "balanced")
     seed: int = _help("seed for initialization, shuffling and data", 0)
     threads: int = _help("torch CPU threads (0: all cores)", 0)
+    augment: dict = _help("obfuscation kind -> probability applied on the fly to fraud/spam training texts "
+                          "(kinds: data.obfuscate.KINDS; {} = none)", {})
     taxonomy: str = _help("taxonomy file", "configs/taxonomy.yaml")
     policy: str = _help("decision policy file copied into the serving artifact", "configs/policy.yaml")
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "training data"})
@@ -70,6 +74,13 @@ class TrainConfig:
             raise ConfigError("batch sizes must be >= 1")
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"learning_rate={self.learning_rate} out of range")
+        if self.augment:
+            from data.obfuscate import Obfuscator
+
+            try:
+                Obfuscator(self.augment)
+            except ValueError as e:
+                raise ConfigError(f"augment: {e}") from e
         if self.class_weights not in ("balanced", "none"):
             raise ConfigError("class_weights must be 'balanced' or 'none'")
 
@@ -90,7 +101,7 @@ def _build(cls, raw: dict, where: str):
         expected = hints[key]
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if expected in (int, float, str, list) and not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        if expected in (int, float, str, list, dict) and not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ConfigError(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
         values[key] = value
     return cls(**values)

@@ -71,6 +71,8 @@ def load_splits(data_cfg, taxonomy: Taxonomy, workdir: Path) -> tuple[dict[str, 
                 row.setdefault("source", folder.name)
             splits[split] += rows
             files.append({"path": str(path), "sha256": _sha256(path), "rows": len(rows)})
+    if data_cfg.caps:
+        splits["train"] = apply_caps(splits["train"], data_cfg.caps, data_cfg.synthetic_seed)
     if data_cfg.train_limit:
         splits["train"] = splits["train"][: data_cfg.train_limit]
     if not splits["train"]:
@@ -83,6 +85,28 @@ def load_splits(data_cfg, taxonomy: Taxonomy, workdir: Path) -> tuple[dict[str, 
         "sources": {s: dict(sorted(Counter(r.get("source", "?") for r in rows).items())) for s, rows in splits.items()},
     }
     return splits, manifest
+
+
+def apply_caps(rows: list[dict], caps: dict[str, int], seed: int) -> list[dict]:
+    """Keep at most caps[key] rows per 'source:label' (or 'label') key; order otherwise kept."""
+    import random
+
+    def key(r):
+        specific = f"{r.get('source')}:{r['label']}"
+        return specific if specific in caps else (r["label"] if r["label"] in caps else None)
+
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        k = key(r)
+        if k is not None:
+            groups.setdefault(k, []).append(i)
+    drop: set[int] = set()
+    rng = random.Random(seed)
+    for k, idx in sorted(groups.items()):
+        if len(idx) > caps[k]:
+            keep = set(rng.sample(idx, caps[k]))
+            drop |= set(idx) - keep
+    return [r for i, r in enumerate(rows) if i not in drop]
 
 
 def class_weights(train: list[dict], taxonomy: Taxonomy, cap: float = 10.0) -> dict[str, float]:

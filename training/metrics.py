@@ -48,3 +48,29 @@ def classification_metrics(probs: np.ndarray, labels: list[str], taxonomy: Taxon
     out["per_class"] = per_class
     out["confusion_matrix"] = {"labels": classes, "matrix": confusion.tolist()}
     return out
+
+
+def fraud_vs_rest(fraud_score: np.ndarray, is_fraud: np.ndarray) -> dict:
+    """ROC-AUC, PR-AUC and recall at 1% / 0.1% false-positive rate for fraud vs everything else."""
+    from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+    if is_fraud.all() or not is_fraud.any():
+        return {"rows": int(len(is_fraud)), "note": "needs both fraud and non-fraud rows"}
+    fpr, tpr, _ = roc_curve(is_fraud, fraud_score)
+    out = {"rows": int(len(is_fraud)), "positives": int(is_fraud.sum()),
+           "roc_auc": float(roc_auc_score(is_fraud, fraud_score)),
+           "pr_auc": float(average_precision_score(is_fraud, fraud_score))}
+    for name, limit in (("recall_at_fpr_1pct", 0.01), ("recall_at_fpr_0.1pct", 0.001)):
+        out[name] = float(tpr[fpr <= limit].max()) if (fpr <= limit).any() else 0.0
+    return out
+
+
+def category_scores(probs: np.ndarray, taxonomy: Taxonomy) -> dict[str, np.ndarray]:
+    cats = np.array([category_of(c) for c in taxonomy.classes])
+    return {c: probs[:, cats == c].sum(axis=1) for c in ("normal", "spam", "fraud")}
+
+
+def label_kinds(labels: list[str], taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarray]:
+    """(is_fraud, is_legit): a label is fraud if it allows only fraud classes, legit if it allows none."""
+    cats = [{category_of(c) for c in taxonomy.allowed(label)} for label in labels]
+    return np.array([c == {"fraud"} for c in cats]), np.array(["fraud" not in c for c in cats])

@@ -61,15 +61,34 @@ def collate(features: list[dict]) -> dict[str, torch.Tensor]:
     }
 
 
-def build_dataset(rows: list[dict], tokenizer, taxonomy, max_length: int, weights: dict[str, float]):
+def build_dataset(rows: list[dict], tokenizer, taxonomy, max_length: int, weights: dict[str, float],
+                  augment: dict[str, float] | None = None, seed: int = 0):
+    """Examples tokenized on the fly, so fraud and spam texts can be disguised afresh each time
+    they are drawn (adversarial augmentation, `augment`: obfuscation kind -> probability)."""
     from datasets import Dataset
 
-    texts = [prepare(r["text"], max_length) for r in rows]
-    return Dataset.from_dict({
-        "input_ids": encode_ids(tokenizer.backend_tokenizer, texts, max_length),
+    from data.obfuscate import Obfuscator
+
+    obfuscator = Obfuscator(augment) if augment else None
+    rng = random.Random(seed)
+    backend = tokenizer.backend_tokenizer
+    dataset = Dataset.from_dict({
+        "text": [r["text"] for r in rows],
         "allowed": [taxonomy.allowed_mask(r["label"]) for r in rows],
         "weight": [weights.get(r["label"], 1.0) for r in rows],
+        # Disguise only messages that are certainly fraud or spam: a legitimate text never is.
+        "disguise": [all(not c.startswith("normal") for c in taxonomy.allowed(r["label"])) for r in rows],
     })
+
+    def transform(batch: dict) -> dict:
+        texts = batch["text"]
+        if obfuscator is not None:
+            texts = [obfuscator.augment(t, rng) if d else t for t, d in zip(texts, batch["disguise"])]
+        ids = encode_ids(backend, [prepare(t, max_length) for t in texts], max_length)
+        return {"input_ids": ids, "allowed": batch["allowed"], "weight": batch["weight"]}
+
+    dataset.set_transform(transform)
+    return dataset
 
 
 def _trainer_class():
@@ -104,7 +123,7 @@ def train(cfg: TrainConfig) -> Path:
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=len(taxonomy.classes), id2label=taxonomy.id2label, label2id=taxonomy.label2id)
     weights = class_weights(splits["train"], taxonomy) if cfg.class_weights == "balanced" else {}
-    train_ds = build_dataset(splits["train"], tokenizer, taxonomy, cfg.max_length, weights)
+    train_ds = build_dataset(splits["train"], tokenizer, taxonomy, cfg.max_length, weights, cfg.augment, cfg.seed)
 
     steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
@@ -137,7 +156,8 @@ def train(cfg: TrainConfig) -> Path:
     model.save_pretrained(out)  # safetensors
     tokenizer.save_pretrained(out)
     save_config(cfg, out / "train_config.yaml")
-    metrics = {"train_seconds": round(train_seconds, 1), "train_steps": total_steps}
+    metrics = {"train_seconds": round(train_seconds, 1), "train_steps": total_steps,
+               "loss_curve": [round(h["loss"], 4) for h in trainer.state.log_history if "loss" in h]}
     for split in ("validation", "test"):
         if splits[split]:
             metrics[split] = evaluate_rows(model, tokenizer, splits[split], taxonomy, cfg.max_length, cfg.eval_batch_size)

@@ -1,0 +1,286 @@
+"""Template language and slot fillers for the synthetic corpus (`data/synth.py`).
+
+    python -m data.synth_templates fraud.loan/ln_fee_first 3   # renders one template 3 times
+
+Templates live as data in `data/synth_slots/*.yaml` (one file per pool, `vocab.yaml` for the
+slot vocabularies) so that adding a scam pattern never means touching code. A template is one
+string in a tiny language, expanded in this order:
+
+- `{@frag}` — one random choice from a named fragment list (file-local first, then the shared
+  ones in `vocab.yaml`); fragments may contain everything below. Fragments are how greetings,
+  bodies and calls to action are composed, so one template yields many surface forms.
+- `[a|b|c]` — one random alternative (nestable; `[|x]` makes `x` optional).
+- `{slot}` — a value: a vocabulary list (`{city}`), an entity field (`{bank.tel}`, the same
+  bank for every `bank` field of one message), or a generator (`{amt:5-3000}`, `{phone}`,
+  `{url:etc}`). A trailing digit gives an independent instance (`{city2}`); repeating the
+  exact same slot repeats its value, so a message stays self-consistent.
+
+Every random choice comes from the caller's `random.Random`, in text order, so a seed
+fixes the output byte for byte.
+"""
+from __future__ import annotations
+
+import random
+import re
+import string
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+SLOT_DIR = Path(__file__).resolve().parent / "synth_slots"
+
+_FRAG = re.compile(r"\{@([a-z_]+)\}")
+_ALT = re.compile(r"\[([^\[\]]*)\]")
+_SLOT = re.compile(r"\{([a-z_]+?)(\d*)(?:\.([a-z_]+))?(?::([^{}]*))?\}")
+_ALNUM = string.ascii_letters + string.digits
+_LOWER_DIGITS = string.ascii_lowercase + string.digits
+
+
+class TemplateError(ValueError):
+    """A template file is malformed or refers to an unknown slot or fragment."""
+
+
+def _range(arg: str, lo: int, hi: int) -> tuple[int, int]:
+    if not arg:
+        return lo, hi
+    a, _, b = arg.partition("-")
+    return int(a), int(b or a)
+
+
+def _digits(rng: random.Random, n: int) -> str:
+    return str(rng.randrange(10**n)).zfill(n)
+
+
+def _amount(rng, arg):
+    lo, hi = _range(arg, 5, 3000)
+    cents = rng.randrange(lo * 100, hi * 100 + 1)
+    if rng.random() < 0.3:
+        cents -= cents % 100  # whole yuan, printed with .00 like real notices
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+def _round(rng, arg):
+    lo, hi = _range(arg, 100, 5000)
+    step = 1000 if hi >= 20000 else 100 if hi >= 1000 else 10
+    return str(max(lo, rng.randrange(lo, hi + 1) // step * step))
+
+
+def _phone(rng, arg):
+    num = rng.choice("3456789") + _digits(rng, 9)
+    num = "1" + num
+    style = rng.random()
+    if style < 0.12:
+        return f"{num[:3]}-{num[3:7]}-{num[7:]}"
+    if style < 0.2:
+        return f"{num[:3]} {num[3:7]} {num[7:]}"
+    return num
+
+
+def _url(rng, arg, vocab):
+    words = vocab["lure"]
+    host = arg or rng.choice(words)
+    joiner = rng.choice(["-", "", "", "-"])
+    second = rng.choice(words + ["cn", "vip", "online", "hk", _digits(rng, 2), _digits(rng, 3)])
+    domain = f"{host}{joiner}{second}" if second != host else f"{host}{_digits(rng, 2)}"
+    if rng.random() < 0.25:
+        domain = f"{rng.choice(['m', 'www', 'h5', 'wap'])}.{domain}"
+    path = rng.choice(["", "", f"/{''.join(rng.choices(_LOWER_DIGITS, k=rng.randint(2, 6)))}"])
+    scheme = rng.choice(["http://", "https://", "", "http://"])
+    return f"{scheme}{domain}.{rng.choice(vocab['tld'])}{path}"
+
+
+def _short_url(rng, arg, vocab):
+    scheme = rng.choice(["", "http://", "https://"])
+    return f"{scheme}{rng.choice(vocab['short_host'])}/{''.join(rng.choices(_ALNUM, k=rng.randint(5, 7)))}"
+
+
+def _wx(rng, arg, vocab):
+    word = rng.choice(vocab["wx_word"])
+    tail = _digits(rng, rng.randint(2, 6))
+    return rng.choice([f"{word}{tail}", f"{word}_{tail}", f"{word}{word[:1]}{tail}", f"{word}-{tail}", f"{tail}{word}"])
+
+
+def _given(rng, vocab):
+    chars = vocab["given_char"]
+    return rng.choice(chars) + (rng.choice(chars) if rng.random() < 0.6 else "")
+
+
+def _plate(rng, arg, vocab):
+    letter = rng.choice("ABCDEFGHJK")
+    tail = "".join(rng.choices("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789", k=5))
+    return f"{rng.choice(vocab['province'])}{letter}{rng.choice(['', '·', ''])}{tail}"
+
+
+# Generators: name -> f(rng, arg, vocab) -> str. Everything else must be a vocabulary list.
+GENERATORS = {
+    "code": lambda r, a, v: _digits(r, int(a) if a else r.choice([6, 6, 6, 4])),
+    "digits": lambda r, a, v: r.choice("123456789") + _digits(r, int(a or 6) - 1),
+    "tail": lambda r, a, v: _digits(r, 4),
+    "amt": lambda r, a, v: _amount(r, a),
+    "int": lambda r, a, v: str(r.randint(*_range(a, 1, 99))),
+    "wan": lambda r, a, v: str(r.randint(*_range(a, 1, 50))),
+    "round": lambda r, a, v: _round(r, a),
+    "pct": lambda r, a, v: r.choice([f"{r.randint(1, 9)}.{r.randint(0, 9)}%", f"{r.randint(10, 40)}%",
+                                     f"0.0{r.randint(1, 9)}%", f"{r.randint(2, 6)}.{r.randint(10, 99)}%"]),
+    "md": lambda r, a, v: f"{r.randint(1, 12)}月{r.randint(1, 28)}日",
+    "hm": lambda r, a, v: f"{r.randint(0, 23):02d}:{r.randint(0, 59):02d}",
+    "ymd": lambda r, a, v: f"{r.randint(2024, 2026)}年{r.randint(1, 12)}月{r.randint(1, 28)}日",
+    "year": lambda r, a, v: str(r.randint(2023, 2025)),
+    "phone": lambda r, a, v: _phone(r, a),
+    "landline": lambda r, a, v: f"0{r.choice(['10', '20', '21', '23', '27', '28', '29', '755', '571', '25'])}-{r.choice('2345678')}{_digits(r, 7)}",
+    "qq": lambda r, a, v: r.choice("123456789") + _digits(r, r.randint(5, 9)),
+    "wx": _wx,
+    "url": _url,
+    "surl": _short_url,
+    "order": lambda r, a, v: r.choice("123456789") + _digits(r, r.randint(11, 18)),
+    "pickup": lambda r, a, v: r.choice([f"{r.randint(1, 30)}-{r.randint(1, 6)}-{_digits(r, 4)}", _digits(r, 6),
+                                        f"{r.choice('ABCDEF')}{_digits(r, 4)}"]),
+    "plate": _plate,
+    "name": lambda r, a, v: r.choice(v["surname"]) + _given(r, v),
+    "given": lambda r, a, v: _given(r, v),
+    "xiao": lambda r, a, v: r.choice(["小", "阿"]) + r.choice(v["given_char"]),
+    "boss": lambda r, a, v: r.choice(v["surname"]) + r.choice(v["title"]),
+    "case": lambda r, a, v: f"（{r.randint(2023, 2025)}）{r.choice(v['province'])}{_digits(r, 4)}刑初{r.randint(100, 9999)}号",
+    "flight": lambda r, a, v: r.choice(["CA", "MU", "CZ", "HU", "ZH", "MF", "3U"]) + str(r.randint(1000, 9999)),
+    "train": lambda r, a, v: r.choice("GGDCK") + str(r.randint(10, 2999)),
+    "stock": lambda r, a, v: r.choice(v["platform_word"]) + r.choice(["科技", "医药", "能源", "股份", "电子", "新材", "智能"]),
+    "emoji": lambda r, a, v: r.choice(v["emoji"]),
+}
+
+
+@dataclass(frozen=True)
+class Template:
+    id: str         # "<pool>/<key>": the message's `group`, and the unit of the split
+    label: str      # taxonomy class
+    pool: str       # sampling pool, e.g. normal.notice / normal.personal / spam / fraud.loan
+    pattern: str
+    fragments: dict  # file-local fragments merged over the shared ones
+
+
+@dataclass(frozen=True)
+class Library:
+    templates: tuple[Template, ...]
+    vocab: dict     # lists and entities
+
+    def render(self, template: Template, rng: random.Random) -> str:
+        text = template.pattern
+        for _ in range(5):  # fragments may nest a few levels deep
+            if "{@" not in text:
+                break
+            text = _FRAG.sub(lambda m: rng.choice(template.fragments[m.group(1)]), text)
+        while "[" in text:  # innermost groups first; a stray "[" is caught by check()
+            expanded = _ALT.sub(lambda m: rng.choice(m.group(1).split("|")), text)
+            if expanded == text:
+                break
+            text = expanded
+        values: dict = {}
+        return _SLOT.sub(lambda m: self._slot(m, rng, values), text)
+
+    def _slot(self, m: re.Match, rng: random.Random, values: dict) -> str:
+        name, inst, field, arg = m.group(1), m.group(2), m.group(3), m.group(4) or ""
+        entities = self.vocab["entities"]
+        if field:
+            key = ("entity", name, inst)
+            if key not in values:
+                values[key] = rng.choice(entities[name])
+            return str(values[key][field])
+        key = (name, inst, arg)
+        if key not in values:
+            if name in GENERATORS:
+                values[key] = GENERATORS[name](rng, arg, self.vocab["lists"])
+            else:
+                values[key] = rng.choice(self.vocab["lists"][name])
+        return values[key]
+
+    def check(self) -> None:
+        """Fail loudly on a reference to an unknown fragment, slot or entity field."""
+        lists, entities = self.vocab["lists"], self.vocab["entities"]
+        for t in self.templates:
+            pending = [t.pattern]
+            seen = set()
+            while pending:
+                text = pending.pop()
+                for frag in _FRAG.findall(text):
+                    if frag not in t.fragments:
+                        raise TemplateError(f"{t.id}: unknown fragment {{@{frag}}}")
+                    if frag not in seen:
+                        seen.add(frag)
+                        pending.extend(t.fragments[frag])
+                for name, _, field, _ in _SLOT.findall(text):
+                    if field:
+                        if name not in entities or field not in entities[name][0]:
+                            raise TemplateError(f"{t.id}: unknown entity field {{{name}.{field}}}")
+                    elif name not in GENERATORS and name not in lists:
+                        raise TemplateError(f"{t.id}: unknown slot {{{name}}}")
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise TemplateError(f"cannot read {path}: {e}") from e
+
+
+@lru_cache(maxsize=4)
+def load_library(slot_dir: str | None = None) -> Library:
+    """Read `vocab.yaml` and every pool file; templates keep file order, files sort by name."""
+    folder = Path(slot_dir) if slot_dir else SLOT_DIR
+    vocab = _read_yaml(folder / "vocab.yaml")
+    shared = {k: [str(x) for x in v] for k, v in vocab.get("fragments", {}).items()}
+    templates: list[Template] = []
+    seen: set[str] = set()
+    for path in sorted(folder.glob("*.yaml")):
+        if path.name == "vocab.yaml":
+            continue
+        raw = _read_yaml(path)
+        try:
+            label, pool, patterns = raw["label"], raw.get("pool", raw["label"]), raw["templates"]
+        except (TypeError, KeyError) as e:
+            raise TemplateError(f"{path}: needs 'label' and 'templates' ({e})") from e
+        fragments = {**shared, **{k: [str(x) for x in v] for k, v in (raw.get("fragments") or {}).items()}}
+        for key, pattern in patterns.items():
+            tid = f"{pool}/{key}"
+            if tid in seen:
+                raise TemplateError(f"duplicate template id {tid}")
+            seen.add(tid)
+            templates.append(Template(tid, label, pool, str(pattern), fragments))
+    library = Library(tuple(templates), {"lists": vocab["lists"], "entities": vocab["entities"]})
+    library.check()
+    return library
+
+
+def restyle(text: str, rng: random.Random) -> str:
+    """Surface noise applied to every class alike, so punctuation and the position of the
+    【sender】 tag never tell classes apart: real SMS put the tag first or last, or omit it."""
+    if text.startswith("【") and rng.random() < 0.15:
+        close = text.find("】")
+        tag, rest = text[: close + 1], text[close + 1:]
+        text = rest + tag if rest.rstrip().endswith(("。", "！", "!", "~", "？")) else rest + "。" + tag
+    r = rng.random()
+    if r < 0.08:
+        text = text.replace("，", ",")
+    elif r < 0.14:
+        text = text.replace("，", " ")
+    if rng.random() < 0.1 and text.endswith("。"):
+        text = text[:-1]
+    return text.strip()
+
+
+def main(argv=None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    library = load_library()
+    wanted = args[0] if args else None
+    count = int(args[1]) if len(args) > 1 else 3
+    rng = random.Random(0)
+    for t in library.templates:
+        if wanted is None or t.id == wanted or t.pool == wanted:
+            for _ in range(count if wanted else 1):
+                print(f"{t.id}\t{restyle(library.render(t, rng), rng)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The headline figures of an evaluation, from class probabilities and labelled rows.
+
+Everything PRODUCT.md and the issues measure: per-class P/R/F1 and confusion (training.metrics),
+fraud-vs-rest ROC/PR-AUC and recall at low FPR, calibration (ECE), false blocks of legitimate
+messages at the policy's block threshold, a per-source breakdown, and the two dataset-specific
+targets: fraud-type macro-F1 on the telecom fraud texts (4 types + 正常 as "not fraud") and
+spam-vs-ham accuracy on the 80万 SMS (ham = predicted category normal).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from data.taxonomy import Taxonomy, category_of
+from training.calibration import expected_calibration_error
+from training.metrics import category_scores, classification_metrics, fraud_vs_rest, label_kinds
+
+
+def _macro_f1(truth: list[str], pred: list[str]) -> float:
+    f1s = []
+    for c in sorted(set(truth)):
+        tp = sum(t == c and p == c for t, p in zip(truth, pred))
+        fp = sum(t != c and p == c for t, p in zip(truth, pred))
+        fn = sum(t == c and p != c for t, p in zip(truth, pred))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return float(np.mean(f1s)) if f1s else 0.0
+
+
+def dataset_targets(probs: np.ndarray, rows: list[dict], taxonomy: Taxonomy) -> dict:
+    classes = taxonomy.classes
+    pred = [classes[i] for i in probs.argmax(axis=1)]
+    out = {}
+    tel = [(r["label"], p) for r, p in zip(rows, pred) if r.get("source") == "telecom_fraud_texts"]
+    if tel:
+        fold = lambda c: "not_fraud" if category_of(c) != "fraud" else c
+        out["telecom_fraud_type_macro_f1"] = _macro_f1([fold(t) for t, _ in tel], [fold(p) for _, p in tel])
+        out["telecom_rows"] = len(tel)
+    sms = [(r["label"], p) for r, p in zip(rows, pred) if r.get("source") == "spam80w" and r["label"] in ("normal", "spam")]
+    if sms:
+        out["spam80w_spam_vs_ham_accuracy"] = float(np.mean([(t == "normal") == (category_of(p) == "normal") for t, p in sms]))
+        out["spam80w_rows"] = len(sms)
+    return out
+
+
+def scorecard(probs: np.ndarray, rows: list[dict], taxonomy: Taxonomy, block_threshold: float) -> dict:
+    labels = [r["label"] for r in rows]
+    out = classification_metrics(probs, labels, taxonomy)
+    cats = category_scores(probs, taxonomy)
+    is_fraud, is_legit = label_kinds(labels, taxonomy)
+    known = is_fraud | is_legit
+    out["fraud_vs_rest"] = fraud_vs_rest(cats["fraud"][known], is_fraud[known])
+    blocked = cats["fraud"] >= block_threshold
+    out["block_threshold"] = block_threshold
+    out["false_block_rate"] = float(blocked[is_legit].mean()) if is_legit.any() else None
+    out["fraud_block_recall"] = float(blocked[is_fraud].mean()) if is_fraud.any() else None
+    fine = np.array([label in taxonomy.label2id for label in labels])
+    if fine.any():
+        y = np.array([taxonomy.label2id[label] for label, f in zip(labels, fine) if f])
+        conf = probs[fine].max(axis=1)
+        out["ece"], out["reliability"] = expected_calibration_error(conf, probs[fine].argmax(axis=1) == y)
+    out.update(dataset_targets(probs, rows, taxonomy))
+    by_source = defaultdict(list)
+    for i, r in enumerate(rows):
+        by_source[r.get("source", "?")].append(i)
+    out["per_source"] = {}
+    for source, idx in sorted(by_source.items()):
+        m = classification_metrics(probs[idx], [labels[i] for i in idx], taxonomy)
+        entry = {k: m[k] for k in ("rows", "fine_rows", "accuracy", "macro_f1", "category_accuracy", "allowed_accuracy")}
+        legit = is_legit[idx]
+        entry["false_block_rate"] = float(blocked[idx][legit].mean()) if legit.any() else None
+        fraud = is_fraud[idx]
+        entry["fraud_block_recall"] = float(blocked[idx][fraud].mean()) if fraud.any() else None
+        out["per_source"][source] = entry
+    return out

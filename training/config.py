@@ -51,6 +51,8 @@ class TrainConfig:
     max_steps: int = _help("stop after this many optimizer steps (-1: use epochs)", -1)
     batch_size: int = _help("training batch size", 32)
     eval_batch_size: int = _help("evaluation batch size", 128)
+    eval_max_rows: int = _help("metrics.json uses at most this many validation/test rows (0: all); "
+                               "`fanzha evaluate` gives the full report", 4000)
     learning_rate: float = _help("peak learning rate (AdamW, linear decay)", 1e-4)
     weight_decay: float = _help("AdamW weight decay", 0.01)
     warmup_ratio: float = _help("fraction of steps spent warming up", 0.06)

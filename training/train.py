@@ -159,8 +159,11 @@ def train(cfg: TrainConfig) -> Path:
     metrics = {"train_seconds": round(train_seconds, 1), "train_steps": total_steps,
                "loss_curve": [round(h["loss"], 4) for h in trainer.state.log_history if "loss" in h]}
     for split in ("validation", "test"):
-        if splits[split]:
-            metrics[split] = evaluate_rows(model, tokenizer, splits[split], taxonomy, cfg.max_length, cfg.eval_batch_size)
+        rows = splits[split]
+        if cfg.eval_max_rows and len(rows) > cfg.eval_max_rows:
+            rows = random.Random(cfg.seed).sample(rows, cfg.eval_max_rows)
+        if rows:
+            metrics[split] = evaluate_rows(model, tokenizer, rows, taxonomy, cfg.max_length, cfg.eval_batch_size)
             print(f"[fanzha] {split}: accuracy {metrics[split]['accuracy']:.4f} "
                   f"macro-F1 {metrics[split]['macro_f1']:.4f}", flush=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")

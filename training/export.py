@@ -90,6 +90,24 @@ def sample_texts(n: int = 256, seed: int = 1234) -> list[str]:
     return [r["text"] for r in generate(n, seed=seed)] + EDGE_TEXTS
 
 
+def apply_calibration(model_dir: Path, policy_path: Path, explicit_policy: bool) -> dict:
+    """Carry `fanzha evaluate`'s calibration (MODEL/calibration.json) into the serving artifact:
+    the temperature goes to fanzha.json, and — unless a policy was passed explicitly — the block
+    threshold chosen on validation becomes the policy's fraud.block (flag kept at or below it)."""
+    path = model_dir / "calibration.json"
+    if not path.is_file():
+        return {}
+    calibration = json.loads(path.read_text(encoding="utf-8"))
+    if not explicit_policy and "block_threshold" in calibration:
+        policy = yaml.safe_load(policy_path.read_text(encoding="utf-8")) or {}
+        fraud = policy.setdefault("thresholds", {}).setdefault("fraud", {})
+        fraud["block"] = round(float(calibration["block_threshold"]), 6)
+        if "flag" in fraud:
+            fraud["flag"] = min(fraud["flag"], fraud["block"])
+        policy_path.write_text(yaml.safe_dump(policy, sort_keys=False), encoding="utf-8")
+    return calibration
+
+
 def export(model_dir: Path, out: Path, policy: Path | None = None, sample: list[str] | None = None) -> dict:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -106,8 +124,9 @@ def export(model_dir: Path, out: Path, policy: Path | None = None, sample: list[
         if (model_dir / name).is_file():
             shutil.copy(model_dir / name, tmp / name)
     shutil.copy(policy or cfg["policy"], tmp / "policy.yaml")
+    calibration = apply_calibration(model_dir, tmp / "policy.yaml", explicit_policy=policy is not None)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    meta = {"labels": labels, "max_length": cfg["max_length"], "temperature": 1.0, "default_variant": "model.onnx",
+    meta = {"labels": labels, "max_length": cfg["max_length"], "temperature": calibration.get("temperature", 1.0), "default_variant": "model.onnx",
             "model_name": out.parent.name if out.name == "serving" else out.name,
             "version": time.strftime("%Y%m%d%H%M%S"), "base_model": cfg["base_model"]}
     (tmp / "fanzha.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")

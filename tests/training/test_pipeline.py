@@ -1,5 +1,6 @@
 """Train a tiny real BERT a few steps, export it, and check the artifacts and parity."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,9 +87,12 @@ def test_evaluate_command_writes_metrics(tiny_model, tmp_path):
 
 
 def test_evaluate_corpus_folder_calibrates_and_compares_to_baseline(tiny_model, tmp_path):
+    import shutil
+
     from data.synth import write_corpus
     from training.evaluate import main
 
+    tiny_model = Path(shutil.copytree(tiny_model, tmp_path / "model"))  # calibration.json is written into it
     corpus = tmp_path / "corpus"
     write_corpus(corpus, n=500, seed=3)
     assert main([str(tiny_model), str(corpus), "--out", str(tmp_path / "eval"), "--obfuscate"]) == 0
@@ -103,3 +107,10 @@ def test_evaluate_corpus_folder_calibrates_and_compares_to_baseline(tiny_model, 
     assert set(model["robustness"]["kinds"]) >= {"symbols", "traditional", "mixture"}
     html = (tmp_path / "eval" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 5 and "baseline" in html
+
+    # export carries the calibration into the serving artifact
+    export_mod.export(tiny_model, tmp_path / "serving", sample=["测试一下"])
+    meta = json.loads((tmp_path / "serving" / "fanzha.json").read_text())
+    policy = yaml.safe_load((tmp_path / "serving" / "policy.yaml").read_text())
+    assert meta["temperature"] == pytest.approx(cal["temperature"])
+    assert policy["thresholds"]["fraud"]["block"] == pytest.approx(cal["block_threshold"], abs=1e-6)

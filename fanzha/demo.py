@@ -60,12 +60,13 @@ def main(argv=None) -> int:
     root = REPO / "artifacts" / "demo"
     model, serving, corpus = root / "model", root / "serving", root / "corpus"
     if args.retrain or not (serving / "fanzha.json").is_file():
-        run("corpus", ["corpus", "--out", str(corpus), "--n", "6000"])
+        run("corpus", ["corpus", "--out", str(corpus), "--n", "8000"])
         run("train", ["train", "--config", "configs/default.yaml", "--set", f"output_dir={model}"])
-        run("evaluate", ["evaluate", str(model), str(corpus / "test.jsonl"), "--out", str(root / "eval_test.json")])
+        run("evaluate", ["evaluate", str(model), str(corpus), "--out", str(root / "eval"), "--obfuscate"])
         run("export", ["export", str(model), str(serving)])
     metrics = json.loads((model / "metrics.json").read_text(encoding="utf-8"))
-    print(f"\nheld-out synthetic test: macro-F1 {metrics['test']['macro_f1']:.4f}, accuracy {metrics['test']['accuracy']:.4f}")
+    print(f"\nheld-out synthetic test: macro-F1 {metrics['test']['macro_f1']:.4f}, accuracy {metrics['test']['accuracy']:.4f}"
+          f"\nevaluation report: {root / 'eval' / 'report.html'}")
 
     base = f"http://127.0.0.1:{args.port}"
     server = subprocess.Popen([sys.executable, "-m", "fanzha", "serve", "--model", str(serving), "--port", str(args.port)],

@@ -40,6 +40,9 @@ def test_model_artifact_layout(tiny_model):
     manifest = json.loads((tiny_model / "data_manifest.json").read_text())
     assert manifest["rows"]["train"] > 0 and all(len(f["sha256"]) == 64 for f in manifest["files"])
     assert not (tiny_model / "_work").exists()
+    card = json.loads((tiny_model / "data_card.json").read_text())
+    assert "synthetic" in json.dumps(card) and "p50" in json.dumps(card), "the data card shows counts and lengths"
+    assert (tiny_model / "data_card.md").read_text().strip()
 
 
 def test_tiny_model_learned_something(tiny_model):

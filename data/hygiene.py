@@ -69,7 +69,8 @@ def near_dup_key(text: str, normalized: bool = False) -> str:
 
 def resolve_label(labels, tax: Taxonomy) -> str | None:
     """The label allowed by every one of `labels` (intersection of their class sets), or None.
-    spam ∩ not_fraud = spam; fraud.loan ∩ fraud = fraud.loan; fraud ∩ not_fraud = None."""
+    spam ∩ not_fraud = spam; fraud.loan ∩ fraud = fraud.loan; fraud ∩ not_fraud = None; disjoint
+    fine labels inside one coarse label fall back to it: fraud.loan vs fraud.other -> fraud."""
     labels = list(dict.fromkeys(labels))
     allowed = set(tax.allowed(labels[0]))
     for label in labels[1:]:
@@ -79,6 +80,13 @@ def resolve_label(labels, tax: Taxonomy) -> str | None:
     for label in [*labels, *tax.coarse]:
         if allowed and set(tax.allowed(label)) == allowed:
             return label
+    if not allowed:
+        # Sources disagree only on the fine type (fraud.investment vs fraud.other): the text is
+        # certainly fraud, so keep it under the smallest coarse label that covers both.
+        union = set().union(*(tax.allowed(label) for label in labels))
+        covering = [c for c, members in tax.coarse.items() if union <= set(members)]
+        if covering:
+            return min(covering, key=lambda c: len(tax.coarse[c]))
     return None
 
 

@@ -65,7 +65,8 @@ def test_clean_removes_exact_and_near_duplicates():
 
 @pytest.mark.parametrize("labels, expected", [
     (["spam", "not_fraud"], "spam"), (["not_fraud", "normal"], "normal"), (["fraud", "fraud.loan"], "fraud.loan"),
-    (["not_fraud", "not_fraud"], "not_fraud"), (["fraud.loan", "not_fraud"], None), (["spam", "normal"], None),
+    (["not_fraud", "not_fraud"], "not_fraud"), (["fraud.loan", "not_fraud"], None),
+    (["spam", "normal"], "not_fraud"), (["fraud.investment", "fraud.other"], "fraud"), (["fraud.loan", "normal"], None),
 ])
 def test_resolve_label(labels, expected):
     assert resolve_label(labels, TAX) == expected

@@ -10,12 +10,20 @@ hard negatives that mention 公安/法院/贷款/退款/客服), ~15% `spam`, ~4
 fraud types. Templates are data (`data/synth_slots/*.yaml`); the template language is in
 `data/synth_templates.py`.
 
+Two regions: besides mainland SMS, every pool has templates written in Traditional characters
+with the vocabulary and scam scripts of Taiwan / Hong Kong / Macau (`region: tw_hk_mo` in their
+YAML files: 中華郵政 / 監理站 / 蝦皮 / LINE / 八達通 / 轉數快 …), fraud and legitimate notices
+and personal messages alike, so that neither the script nor the regional vocabulary tells a
+class apart. `REGION_SHARE` (~22%) of each pool's messages come from its regional templates;
+training normalizes them to Simplified, so what they add is the vocabulary and the scripts.
+
 Split by template, not by message: every message carries its template id as `group`, and a
 template's messages all land in one split. Per pool (normal.notice, normal.personal, spam, each
-fraud type) the templates are ordered by sha256(seed, template id) and cut ~70/15/15 into
-train/validation/test, at least one template each, so the held-out splits measure how well a
-model generalizes to *unseen phrasings* of every class rather than to new slot values of a
-phrasing it has already memorised. The cut depends on the seed, not on Python's hash salt.
+fraud type) and region the templates are ordered by sha256(seed, template id) and cut ~70/15/15
+into train/validation/test, at least one template each, so the held-out splits measure how well
+a model generalizes to *unseen phrasings* of every class (and of its regional variant) rather
+than to new slot values of a phrasing it has already memorised. The cut depends on the seed,
+not on Python's hash salt.
 
 Deterministic: one `random.Random(seed)` drives everything, in a fixed order; a seed gives
 byte-identical files.
@@ -24,13 +32,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import random
 import sys
 from collections import Counter
 from pathlib import Path
 
-from data.synth_templates import Library, Template, load_library, restyle
+from data.synth_templates import MAINLAND, Library, Template, load_library, restyle
 from data.taxonomy import load_taxonomy
 
 SPLITS = ("train", "validation", "test")
@@ -50,6 +59,9 @@ POOL_WEIGHTS = {
     "fraud.investment": 0.06,
     "fraud.other": 0.04,
 }
+# Share of each pool's messages drawn from its regional (Taiwan / Hong Kong / Macau, Traditional
+# script) templates; a pool without regional templates draws only mainland ones.
+REGION_SHARE = 0.22
 # Attempts to re-render a message whose exact text was already produced; after that a repeat
 # is kept only if it stays inside one split (a text in two splits would leak).
 _RETRIES = 6
@@ -60,15 +72,16 @@ def _key(seed: int, template_id: str) -> str:
 
 
 def assign_splits(templates: list[Template], seed: int = 0) -> dict[str, str]:
-    """template id -> split; per pool ~70/15/15 of the templates, at least one on each side."""
-    by_pool: dict[str, list[str]] = {}
+    """template id -> split; per pool and region ~70/15/15 of the templates, at least one on
+    each side (so every class has unseen regional phrasings in validation and test too)."""
+    by_pool: dict[tuple[str, str], list[str]] = {}
     for t in templates:
-        by_pool.setdefault(t.pool, []).append(t.id)
+        by_pool.setdefault((t.pool, t.region), []).append(t.id)
     out: dict[str, str] = {}
-    for pool in sorted(by_pool):
-        ids = sorted(by_pool[pool], key=lambda tid: (_key(seed, tid), tid))
+    for pool, region in sorted(by_pool):
+        ids = sorted(by_pool[(pool, region)], key=lambda tid: (_key(seed, tid), tid))
         if len(ids) < len(SPLITS):
-            raise ValueError(f"pool {pool} has {len(ids)} templates; needs >= {len(SPLITS)}")
+            raise ValueError(f"pool {pool} ({region}) has {len(ids)} templates; needs >= {len(SPLITS)}")
         n_val = max(1, round(len(ids) * SPLIT_SHARES[1]))
         n_test = max(1, round(len(ids) * SPLIT_SHARES[2]))
         n_train = len(ids) - n_val - n_test
@@ -101,6 +114,18 @@ def _check_library(library: Library) -> None:
         raise ValueError(f"no templates for classes {sorted(missing)}")
 
 
+def _cum_weights(templates: list[Template]) -> list[float]:
+    """Uniform within a region; the regional templates together get REGION_SHARE of the pool."""
+    n_regional = sum(t.region != MAINLAND for t in templates)
+    n_mainland = len(templates) - n_regional
+    if not n_regional or not n_mainland:
+        weights = [1.0] * len(templates)
+    else:
+        weights = [REGION_SHARE / n_regional if t.region != MAINLAND else (1 - REGION_SHARE) / n_mainland
+                   for t in templates]
+    return list(itertools.accumulate(weights))
+
+
 def generate(n: int, seed: int = 0) -> list[dict]:
     """n messages: {"text", "label", "source": "synthetic", "group": template id, "split"}."""
     if n < 0:
@@ -111,6 +136,7 @@ def generate(n: int, seed: int = 0) -> list[dict]:
     by_pool: dict[str, list[Template]] = {}
     for t in library.templates:
         by_pool.setdefault(t.pool, []).append(t)
+    cum_weights = {pool: _cum_weights(ts) for pool, ts in by_pool.items()}
 
     rng = random.Random(seed)
     order = [p for p, k in _quotas(n, POOL_WEIGHTS).items() for _ in range(k)]
@@ -119,7 +145,7 @@ def generate(n: int, seed: int = 0) -> list[dict]:
     rows = []
     for pool in order:
         for attempt in range(_RETRIES * 4):
-            t = rng.choice(by_pool[pool])
+            t = rng.choices(by_pool[pool], cum_weights=cum_weights[pool])[0]
             text = restyle(library.render(t, rng), rng)
             split = split_of[t.id]
             if text not in seen or (attempt >= _RETRIES and seen[text] == split):

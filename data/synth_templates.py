@@ -2,9 +2,12 @@
 
     python -m data.synth_templates fraud.loan/ln_fee_first 3   # renders one template 3 times
 
-Templates live as data in `data/synth_slots/*.yaml` (one file per pool, `vocab.yaml` for the
-slot vocabularies) so that adding a scam pattern never means touching code. A template is one
-string in a tiny language, expanded in this order:
+Templates live as data in `data/synth_slots/*.yaml` (one file per pool and region; the
+`vocab*.yaml` files hold the slot vocabularies: `vocab.yaml` the mainland ones, `vocab_region.yaml`
+those of Taiwan / Hong Kong / Macau) so that adding a scam pattern never means touching code. A
+pool file names its `label`, optionally its `pool` (default: the label) and its `region`
+(default `mainland`; `tw_hk_mo` for templates written in Traditional characters with that
+region's vocabulary). A template is one string in a tiny language, expanded in this order:
 
 - `{@frag}` — one random choice from a named fragment list (file-local first, then the shared
   ones in `vocab.yaml`); fragments may contain everything below. Fragments are how greetings,
@@ -79,22 +82,23 @@ def _phone(rng, arg):
     return num
 
 
-def _url(rng, arg, vocab):
-    words = vocab["lure"]
+def _url(rng, arg, vocab, lure="lure", tld="tld"):
+    words = vocab[lure]
     host = arg or rng.choice(words)
     joiner = rng.choice(["-", "", "", "-"])
-    second = rng.choice(words + ["cn", "vip", "online", "hk", _digits(rng, 2), _digits(rng, 3)])
+    extra = ["tw", "tw", "hk", "gov", "vip", "online"] if lure == "lure_region" else ["cn", "vip", "online", "hk"]
+    second = rng.choice(words + extra + [_digits(rng, 2), _digits(rng, 3)])
     domain = f"{host}{joiner}{second}" if second != host else f"{host}{_digits(rng, 2)}"
     if rng.random() < 0.25:
         domain = f"{rng.choice(['m', 'www', 'h5', 'wap'])}.{domain}"
     path = rng.choice(["", "", f"/{''.join(rng.choices(_LOWER_DIGITS, k=rng.randint(2, 6)))}"])
     scheme = rng.choice(["http://", "https://", "", "http://"])
-    return f"{scheme}{domain}.{rng.choice(vocab['tld'])}{path}"
+    return f"{scheme}{domain}.{rng.choice(vocab[tld])}{path}"
 
 
-def _short_url(rng, arg, vocab):
+def _short_url(rng, arg, vocab, hosts="short_host"):
     scheme = rng.choice(["", "http://", "https://"])
-    return f"{scheme}{rng.choice(vocab['short_host'])}/{''.join(rng.choices(_ALNUM, k=rng.randint(5, 7)))}"
+    return f"{scheme}{rng.choice(vocab[hosts])}/{''.join(rng.choices(_ALNUM, k=rng.randint(5, 7)))}"
 
 
 def _wx(rng, arg, vocab):
@@ -112,6 +116,78 @@ def _plate(rng, arg, vocab):
     letter = rng.choice("ABCDEFGHJK")
     tail = "".join(rng.choices("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789", k=5))
     return f"{rng.choice(vocab['province'])}{letter}{rng.choice(['', '·', ''])}{tail}"
+
+
+def _tw_phone(rng, arg, vocab):
+    num = "09" + _digits(rng, 8)
+    style = rng.random()
+    if style < 0.45:
+        return f"{num[:4]}-{num[4:7]}-{num[7:]}"
+    if style < 0.55:
+        return f"{num[:4]} {num[4:7]} {num[7:]}"
+    if style < 0.62:
+        return f"+886 {num[1:4]} {num[4:7]} {num[7:]}"
+    return num
+
+
+def _tw_tel(rng, arg, vocab):
+    area, first = rng.choice([("02", "2"), ("02", "8"), ("04", "2"), ("07", "3"), ("03", "3"), ("06", "2")])
+    if rng.random() < 0.15:
+        return f"0800-{_digits(rng, 3)}-{_digits(rng, 3)}"
+    body = first + _digits(rng, 7 if area == "02" else 6)
+    mid = 4 if area == "02" else 3
+    return rng.choice([f"({area}){body[:mid]}-{body[mid:]}", f"{area}-{body[:mid]}-{body[mid:]}", f"{area}-{body}"])
+
+
+def _hk_phone(rng, arg, vocab):
+    """Hong Kong (8 digits, mobiles start 5/6/9) or, with arg `mo`, Macau (8 digits from 6)."""
+    num = ("6" if arg == "mo" else rng.choice("5569")) + _digits(rng, 7)
+    prefix = "+853 " if arg == "mo" else "+852 "
+    style = rng.random()
+    if style < 0.4:
+        return f"{num[:4]} {num[4:]}"
+    if style < 0.55:
+        return prefix + f"{num[:4]} {num[4:]}"
+    return num
+
+
+def _money(rng, arg):
+    """A whole amount as written in TW / HK notices: `1280` or `1,280`."""
+    lo, hi = _range(arg, 100, 5000)
+    value = rng.randint(lo, hi)
+    r = rng.random()
+    if value >= 10000 and r < 0.45:
+        value -= value % 1000
+    elif value >= 1000 and r < 0.7:
+        value -= value % 100
+    return f"{value:,}" if value >= 1000 and rng.random() < 0.5 else str(value)
+
+
+def _line_id(rng, arg, vocab):
+    word = rng.choice(vocab["line_word"])
+    tail = _digits(rng, rng.randint(2, 5))
+    return rng.choice([f"@{word}{tail}", f"@{word}{tail}", f"{word}{tail}", f"{word}_{tail}", f"{word}.{tail}"])
+
+
+def _track(rng, arg, vocab):
+    if rng.random() < 0.35:
+        return _digits(rng, rng.choice([12, 13]))
+    return f"{rng.choice(['RR', 'EE', 'CP', 'RB', 'LZ', 'EC'])}{_digits(rng, 9)}{arg or rng.choice(['TW', 'HK'])}"
+
+
+def _tw_plate(rng, arg, vocab):
+    letters = "".join(rng.choices("ABCDEFGHJKLMNPQRSTUVWXYZ", k=3))
+    return rng.choice([f"{letters}-{_digits(rng, 4)}", f"{_digits(rng, 4)}-{letters[:2]}", f"{letters[:2]}-{_digits(rng, 4)}"])
+
+
+def _roc_date(rng, arg, vocab):
+    y, m, d = rng.randint(113, 115), rng.randint(1, 12), rng.randint(1, 28)
+    return rng.choice([f"{y}年{m}月{d}日", f"{y}/{m:02d}/{d:02d}", f"{y}.{m:02d}.{d:02d}"])
+
+
+def _t_name(rng, vocab):
+    chars = vocab["t_given_char"]
+    return rng.choice(vocab["t_surname"]) + rng.choice(chars) + (rng.choice(chars) if rng.random() < 0.8 else "")
 
 
 # Generators: name -> f(rng, arg, vocab) -> str. Everything else must be a vocabulary list.
@@ -135,6 +211,21 @@ GENERATORS = {
     "wx": _wx,
     "url": _url,
     "surl": _short_url,
+    # Taiwan / Hong Kong / Macau (vocab_region.yaml)
+    "twphone": _tw_phone,
+    "twtel": _tw_tel,
+    "hkphone": _hk_phone,
+    "money": lambda r, a, v: _money(r, a),
+    "line": _line_id,
+    "rurl": lambda r, a, v: _url(r, a, v, "lure_region", "tld_region"),
+    "rsurl": lambda r, a, v: _short_url(r, a, v, "short_host_region"),
+    "track": _track,
+    "twplate": _tw_plate,
+    "roc": _roc_date,
+    "dm": lambda r, a, v: r.choice([f"{r.randint(1, 28)}/{r.randint(1, 12)}", f"{r.randint(1, 12)}月{r.randint(1, 28)}日"]),
+    "slashmd": lambda r, a, v: r.choice([f"{r.randint(1, 12)}/{r.randint(1, 28)}", f"{r.randint(1, 12):02d}/{r.randint(1, 28):02d}"]),
+    "tname": lambda r, a, v: _t_name(r, v),
+    "tgiven": lambda r, a, v: r.choice(v["t_given_char"]) + r.choice(v["t_given_char"]),
     "order": lambda r, a, v: r.choice("123456789") + _digits(r, r.randint(11, 18)),
     "pickup": lambda r, a, v: r.choice([f"{r.randint(1, 30)}-{r.randint(1, 6)}-{_digits(r, 4)}", _digits(r, 6),
                                         f"{r.choice('ABCDEF')}{_digits(r, 4)}"]),
@@ -158,6 +249,7 @@ class Template:
     pool: str       # sampling pool, e.g. normal.notice / normal.personal / spam / fraud.loan
     pattern: str
     fragments: dict  # file-local fragments merged over the shared ones
+    region: str = "mainland"  # "mainland" or "tw_hk_mo"; the split and the sampling are per pool x region
 
 
 @dataclass(frozen=True)
@@ -224,30 +316,51 @@ def _read_yaml(path: Path) -> dict:
         raise TemplateError(f"cannot read {path}: {e}") from e
 
 
+MAINLAND = "mainland"
+
+
+def _merge(target: dict, extra: dict, what: str, path: Path) -> None:
+    for key, value in (extra or {}).items():
+        if key in target:
+            raise TemplateError(f"{path}: {what} {key!r} is already defined in another vocab file")
+        target[key] = value
+
+
 @lru_cache(maxsize=4)
 def load_library(slot_dir: str | None = None) -> Library:
-    """Read `vocab.yaml` and every pool file; templates keep file order, files sort by name."""
+    """Read the `vocab*.yaml` files and every pool file; templates keep file order, files sort by name."""
     folder = Path(slot_dir) if slot_dir else SLOT_DIR
-    vocab = _read_yaml(folder / "vocab.yaml")
-    shared = {k: [str(x) for x in v] for k, v in vocab.get("fragments", {}).items()}
+    lists: dict = {}
+    entities: dict = {}
+    shared_raw: dict = {}
+    vocab_paths = sorted(folder.glob("vocab*.yaml"))
+    if not vocab_paths:
+        raise TemplateError(f"cannot read {folder / 'vocab.yaml'}: no vocab file")
+    for path in vocab_paths:
+        raw = _read_yaml(path) or {}
+        _merge(lists, raw.get("lists"), "list", path)
+        _merge(entities, raw.get("entities"), "entity", path)
+        _merge(shared_raw, raw.get("fragments"), "fragment", path)
+    shared = {k: [str(x) for x in v] for k, v in shared_raw.items()}
     templates: list[Template] = []
     seen: set[str] = set()
     for path in sorted(folder.glob("*.yaml")):
-        if path.name == "vocab.yaml":
+        if path.name.startswith("vocab"):
             continue
         raw = _read_yaml(path)
         try:
             label, pool, patterns = raw["label"], raw.get("pool", raw["label"]), raw["templates"]
         except (TypeError, KeyError) as e:
             raise TemplateError(f"{path}: needs 'label' and 'templates' ({e})") from e
+        region = str(raw.get("region", MAINLAND))
         fragments = {**shared, **{k: [str(x) for x in v] for k, v in (raw.get("fragments") or {}).items()}}
         for key, pattern in patterns.items():
             tid = f"{pool}/{key}"
             if tid in seen:
                 raise TemplateError(f"duplicate template id {tid}")
             seen.add(tid)
-            templates.append(Template(tid, label, pool, str(pattern), fragments))
-    library = Library(tuple(templates), {"lists": vocab["lists"], "entities": vocab["entities"]})
+            templates.append(Template(tid, label, pool, str(pattern), fragments, region))
+    library = Library(tuple(templates), {"lists": lists, "entities": entities})
     library.check()
     return library
 

@@ -42,7 +42,8 @@ def test_schema_and_labels(rows):
 
 
 def test_no_template_syntax_leaks(rows):
-    leftovers = [r["text"] for r in rows if re.search(r"[\[\]{}|@]", r["text"]) and "飞机@" not in r["text"]]
+    # "@" is fine only as the head of a chat id (飞机@kf123, LINE @vip888); a stray one is syntax
+    leftovers = [r["text"] for r in rows if re.search(r"[\[\]{}|]|@(?![A-Za-z0-9_])", r["text"])]
     assert not leftovers, leftovers[:5]
 
 
@@ -174,7 +175,8 @@ def test_notifications_and_hard_negatives(rows):
 def test_fraud_carries_scam_hooks(rows):
     # a link, a phone / account / QQ number, a chat id, or money: what real scam SMS carry
     hook = re.compile(r"https?://|[a-z0-9-]+\.(cn|com|top|xyz|vip|cc|net|icu|shop|club|gg|nu)\b|\d{5,}"
-                      r"|1\d{2}[- ]\d{4}[- ]\d{4}|QQ|Q\d|企鹅|扣扣|[vV]|微|薇|威信|转|投|垫付|万|元|验证码")
+                      r"|1\d{2}[- ]\d{4}[- ]\d{4}|QQ|Q\d|企鹅|扣扣|[vV]|微|薇|威信|转|投|垫付|万|元|验证码"
+                      r"|LINE|賴|WhatsApp|轉|匯|萬|驗證碼|\d{4}[- ]\d{3,4}")
     fraud = [r["text"] for r in rows if category_of(r["label"]) == "fraud"]
     assert sum(bool(hook.search(t)) for t in fraud) / len(fraud) >= 0.9
     assert sum(bool(re.search(r"https?://|t\.cn/|dwz\.cn/", t)) for t in fraud) / len(fraud) >= 0.1
@@ -204,3 +206,102 @@ def test_small_and_zero_n():
     assert len(synth.generate(7, seed=1)) == 7
     with pytest.raises(ValueError):
         synth.generate(-1)
+
+
+# --- the regional (Taiwan / Hong Kong / Macau, Traditional script) part of the corpus ---------
+
+# Characters that exist only in Traditional script (their Simplified forms differ).
+TRADITIONAL_ONLY = set("帳郵點請務認銀費這們個訊號錢發戶額關違規繳資機電話線網過會時為與對處單達經貸級幣證導聯絡"
+                       "員購買賣區車門間險衛醫療詢詳轉匯萬實態開設補領撥鐘內")
+
+
+def _region_of():
+    return {t.id: t.region for t in load_library().templates}
+
+
+def _traditional(text: str) -> bool:
+    return any(c in TRADITIONAL_ONLY for c in text)
+
+
+def test_traditional_script_in_fraud_normal_and_spam(rows):
+    by_category = defaultdict(list)
+    for r in rows:
+        by_category[category_of(r["label"])].append(r["text"])
+    for category, floor in (("fraud", 0.10), ("normal", 0.10), ("spam", 0.08)):
+        texts = by_category[category]
+        share = sum(map(_traditional, texts)) / len(texts)
+        assert share >= floor, (category, share)
+    # every fraud type has Traditional-script messages, not only some of them
+    for label in CLASSES:
+        texts = [r["text"] for r in rows if r["label"] == label]
+        assert sum(map(_traditional, texts)) / len(texts) >= 0.08, label
+
+
+def test_regional_templates_are_traditional_and_mainland_ones_simplified(rows):
+    region = _region_of()
+    regional = [r["text"] for r in rows if region[r["group"]] != "mainland"]
+    mainland = [r["text"] for r in rows if region[r["group"]] == "mainland"]
+    import opencc  # what training's normalization uses (data/normalize.py)
+
+    t2s = opencc.OpenCC("t2s").convert
+    assert sum(t2s(t) != t for t in regional) / len(regional) >= 0.95  # short ones may be script-neutral
+    assert sum(t2s(t) != t for t in mainland) / len(mainland) <= 0.01
+
+
+def test_region_share_per_pool(rows):
+    region = _region_of()
+    per_pool = defaultdict(Counter)
+    for r in rows:
+        per_pool[r["group"].split("/", 1)[0]][region[r["group"]] != "mainland"] += 1
+    assert set(per_pool) == set(synth.POOL_WEIGHTS)
+    for pool, c in per_pool.items():
+        share = c[True] / (c[True] + c[False])
+        assert abs(share - synth.REGION_SHARE) < 0.07, (pool, share)
+
+
+def test_many_regional_templates():
+    templates = [t for t in load_library().templates if t.region != "mainland"]
+    per_pool = Counter(t.pool for t in templates)
+    assert set(per_pool) == set(synth.POOL_WEIGHTS)
+    assert all(n >= 10 for n in per_pool.values()), per_pool
+    assert sum(category_of(t.label) == "fraud" for t in templates) >= 60
+    assert sum(t.label == "normal" for t in templates) >= 40
+
+
+@pytest.mark.parametrize("seed", [0, 1, 123])
+def test_regional_templates_on_every_side_of_the_split(seed):
+    library = load_library()
+    split_of = synth.assign_splits(list(library.templates), seed)
+    per_stratum = defaultdict(Counter)
+    for t in library.templates:
+        per_stratum[(t.pool, t.region)][split_of[t.id]] += 1
+    for stratum, c in per_stratum.items():
+        assert all(c[s] >= 1 for s in synth.SPLITS), (stratum, c)
+    region = {t.id: t.region for t in library.templates}
+    got = {(r["split"], r["label"]) for r in synth.generate(6000, seed=seed) if region[r["group"]] != "mainland"}
+    missing = [(s, c) for s in synth.SPLITS for c in CLASSES if (s, c) not in got]
+    assert not missing
+
+
+def test_regional_vocabulary_and_scripts(rows):
+    region = _region_of()
+    fraud = [r["text"] for r in rows if category_of(r["label"]) == "fraud" and region[r["group"]] != "mainland"]
+    normal = [r["text"] for r in rows if r["label"] == "normal" and region[r["group"]] != "mainland"]
+    for cue in ("LINE", "監理", "健保", "郵政", "ATM", "帳戶", "HK$", "WhatsApp", "點數", "八達通", "轉數快"):
+        assert any(cue in t for t in fraud), cue
+    for cue in ("驗證碼", "郵政", "健保", "八達通", "轉數快", "帳戶", "LINE", "ATM"):
+        assert any(cue in t for t in normal), cue
+    assert any(re.search(r"09\d\d-\d{3}-\d{3}", t) for t in fraud)  # Taiwan mobile numbers
+
+
+def test_official_links_in_legitimate_notices_only(rows):
+    official = ("post.gov.tw", "hongkongpost.hk", "nhi.gov.tw", "mvdis.gov.tw", "12306.cn", "122.gov.cn",
+                "cmbchina.com", "chinatax.gov.cn", "10086.cn", "www.gov.cn")
+    notices = [r["text"] for r in rows if r["group"].startswith("normal.notice/")]
+    fraud = [r["text"] for r in rows if category_of(r["label"]) == "fraud"]
+    assert sum(any(d in t for d in official) for t in notices) >= 30
+    for d in ("post.gov.tw", "hongkongpost.hk", "cmbchina.com", "10086.cn", "122.gov.cn"):
+        assert any(d in t for t in notices), d
+    assert not [t for t in fraud if re.search(r"(?<![\w-])(" + "|".join(map(re.escape, official)) + r")", t)]
+    # fraud links are look-alikes on odd domains, in both regions
+    assert any(re.search(r"post[\w-]*\.(top|cc|vip|xyz|icu|info|shop|life|club|online|ink|buzz)", t) for t in fraud)

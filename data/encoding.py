@@ -8,7 +8,8 @@ Truncation (documented contract): a text longer than the model's `max_length` ke
 and its TAIL — two thirds of the token budget from the start, one third from the end — because
 scam SMS put the hook first and the contact/link last. Before tokenizing, texts longer than
 `8 * max_length` characters are cut the same way on characters, so a 100,000-character text
-costs no more than a long SMS.
+costs no more than a long SMS. Chat windows (data/conversations.py) are prepared with
+`keep="tail"` instead: the newest turns are what matters, and they are kept whole.
 """
 from __future__ import annotations
 
@@ -28,14 +29,26 @@ def head_tail(seq: Sequence, budget: int):
     return seq[:head] + seq[len(seq) - tail:] if tail else seq[:head]
 
 
-def prepare(text: str, max_length: int) -> str:
-    """Normalize and cut an over-long text on characters (head and tail) before tokenizing."""
+KEEP = ("head_tail", "tail")
+
+
+def prepare(text: str, max_length: int, keep: str = "head_tail") -> str:
+    """Normalize and cut an over-long text on characters (head and tail) before tokenizing.
+    keep="tail" (chat windows, newest turn last) keeps the last `max_length - 2` characters: a
+    character is at least one token, so the text then fits and `encode_ids` cuts nothing."""
+    if keep == "tail":
+        text = normalize(text)
+        return text[max(0, len(text) - (max_length - 2)):].lstrip()  # a cut may start at a space
+    if keep != "head_tail":
+        raise ValueError(f"keep must be one of {KEEP}, got {keep!r}")
     return head_tail(normalize(text), 8 * max_length)
 
 
 def encode_ids(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
     """Token ids with [CLS]/[SEP] for already-`prepare`d texts, head+tail truncated, unpadded."""
-    encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    # encode_batch_fast (tokenizers >= 0.20) gives the same ids without computing offsets: ~30 % faster
+    encode = getattr(tokenizer, "encode_batch_fast", None) or tokenizer.encode_batch
+    encodings = encode(list(texts), add_special_tokens=False)
     budget = max_length - 2
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     return [[cls_id, *head_tail(e.ids, budget), sep_id] for e in encodings]

@@ -5,16 +5,21 @@
 Reading never drops a row: cells are read as text (CSV/TSV keep "" for empty cells), bytes
 that are not UTF-8 are kept as lone surrogates so the row survives and can be reported
 (`has_bad_utf8`), and `clean_text` turns them into U+FFFD before writing. A JSONL line that is
-not a JSON object becomes a row whose `_error` column says why.
+not a JSON object, or a CSV line whose quoting is broken (data/csv_records.py), becomes a row
+whose `_error` column says why. `read_chunks` yields exact chunks with a `Cursor` after each, from
+which a later read can start (byte offsets for CSV/TSV/JSONL, a row index for Parquet): that is
+what makes batch scoring resumable.
 """
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import pandas as pd
+
+from data.csv_records import CsvRecords
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 ROW_ERROR = "_error"  # column set on rows the reader could not parse
@@ -42,56 +47,159 @@ def clean_text(value):
     return value
 
 
-def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    rows: list[dict] = []
+class Cursor(NamedTuple):
+    """Where a read stopped: rows read so far, the byte offset and line number after them
+    (CSV/TSV/JSONL; for Parquet the offset is the row index)."""
+
+    rows: int = 0
+    offset: int = 0
+    line: int = 0
+
+
+def _jsonl_records(path: Path, start: Cursor | None):
+    """(row dict, end offset, end line) per non-blank line."""
+    offset, number = (start.offset, start.line) if start else (0, 0)
     with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
+        f.seek(offset)
+        for raw in f:
+            offset += len(raw)
+            number += 1
             line = raw.decode("utf-8", "surrogateescape").strip()
             if not line:
                 continue
             try:
                 row = json.loads(line)
                 if not isinstance(row, dict):
-                    row = {ROW_ERROR: f"line {n}: expected a JSON object, got {type(row).__name__}"}
+                    row = {ROW_ERROR: f"line {number}: expected a JSON object, got {type(row).__name__}"}
             except json.JSONDecodeError as e:
-                row = {ROW_ERROR: f"line {n}: invalid JSON ({e.msg})"}
-            rows.append(row)
-            if len(rows) >= chunk_rows:
-                yield pd.DataFrame(rows)
-                rows = []
-    if rows:
-        yield pd.DataFrame(rows)
+                row = {ROW_ERROR: f"line {number}: invalid JSON ({e.msg})"}
+            yield row, offset, number
 
 
-def iter_table(path: str | Path, chunk_rows: int = 10_000) -> Iterator[pd.DataFrame]:
-    """Yield the table in chunks of at most `chunk_rows` rows, in file order."""
+def _csv_records(path: Path, sep: str, start: Cursor | None, raw_column: str | None):
+    """(row list, error, end offset, end line) per record; an error row keeps the raw line
+    in `raw_column` (default: the first column)."""
+    try:
+        records = CsvRecords(path, sep)
+    except EOFError as e:
+        raise TableError(str(e)) from e
+    columns = records.columns
+    raw_at = columns.index(raw_column) if raw_column in columns else 0
+    yield columns
+    for fields, error, raw, end, line in records.read(*(start[1:] if start else ())):
+        if error:
+            fields = [""] * len(columns)
+            fields[raw_at] = raw
+        yield fields, error, end, line
+
+
+def _parquet_chunks(path: Path, chunk_rows: int, start: Cursor | None):
+    """Exact chunks of `chunk_rows` rows (record batches stop at row-group ends; these do not)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        file = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises several types for a broken file
+        raise TableError(f"{path}: not a readable Parquet file: {e}") from e
+    skip = start.rows if start else 0
+    groups, first_row = [], 0
+    for g in range(file.num_row_groups):
+        n = file.metadata.row_group(g).num_rows
+        if first_row + n > skip:
+            groups.append(g)
+        else:
+            skip -= n
+        first_row += n
+    rows = start.rows if start else 0
+    buffer, buffered = [], 0
+    batches = file.iter_batches(batch_size=chunk_rows, row_groups=groups) if groups else iter(())
+    for batch in batches:
+        if skip:
+            cut = min(skip, batch.num_rows)
+            batch, skip = batch.slice(cut), skip - cut
+        buffer.append(pa.Table.from_batches([batch]))
+        buffered += batch.num_rows
+        while buffered >= chunk_rows:
+            table = pa.concat_tables(buffer).combine_chunks()
+            head, rest = table.slice(0, chunk_rows), table.slice(chunk_rows)
+            rows += head.num_rows
+            yield head.to_pandas(), Cursor(rows, rows, 0)
+            buffer, buffered = ([rest] if rest.num_rows else []), rest.num_rows
+    if buffered:
+        rows += buffered
+        yield pa.concat_tables(buffer).combine_chunks().to_pandas(), Cursor(rows, rows, 0)
+
+
+def read_chunks(path: str | Path, chunk_rows: int = 10_000, start: Cursor | None = None,
+                raw_column: str | None = None, frames: bool = True) -> Iterator[tuple[pd.DataFrame | None, Cursor]]:
+    """Yield (chunk, cursor after it) in file order, every chunk `chunk_rows` rows except the last.
+    Start at `start`, a cursor an earlier read returned. `frames=False` yields (None, cursor)
+    only, without building frames (a cheap plan of the chunks)."""
     path = Path(path)
     fmt = table_format(path)
     if not path.is_file():
         raise TableError(f"{path}: no such file")
-    if fmt in ("csv", "tsv"):
-        try:
-            yield from pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=object, keep_default_na=False,
-                                   chunksize=chunk_rows, encoding="utf-8", encoding_errors="surrogateescape")
-        except pd.errors.EmptyDataError as e:
-            raise TableError(f"{path}: empty file (no header row)") from e
-        except pd.errors.ParserError as e:
-            raise TableError(f"{path}: malformed {fmt.upper()}: {e}") from e
-    elif fmt == "jsonl":
-        yield from _jsonl_chunks(path, chunk_rows)
+    if fmt == "parquet":
+        for frame, cursor in _parquet_chunks(path, chunk_rows, start):
+            yield (frame if frames else None), cursor
+        return
+    rows_done = start.rows if start else 0
+    if fmt == "jsonl":
+        records = ((row, None, end, line) for row, end, line in _jsonl_records(path, start))
+        columns = None
     else:
+        records = _csv_records(path, "\t" if fmt == "tsv" else ",", start, raw_column)
+        columns = next(records)
+    rows, errors, end, line = [], [], 0, 0
+    for row, error, end, line in records:
+        rows.append(row)
+        errors.append(error)
+        if len(rows) >= chunk_rows:
+            rows_done += len(rows)
+            yield (_frame(rows, errors, columns) if frames else None), Cursor(rows_done, end, line)
+            rows, errors = [], []
+    if rows:
+        rows_done += len(rows)
+        yield (_frame(rows, errors, columns) if frames else None), Cursor(rows_done, end, line)
+
+
+def _frame(rows: list, errors: list, columns: list[str] | None) -> pd.DataFrame:
+    if columns is None:  # JSONL: dicts
+        return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=columns, dtype=object)
+    if any(errors):
+        frame[ROW_ERROR] = errors
+    return frame
+
+
+def iter_table(path: str | Path, chunk_rows: int = 10_000) -> Iterator[pd.DataFrame]:
+    """Yield the table in chunks of `chunk_rows` rows, in file order."""
+    for frame, _ in read_chunks(path, chunk_rows):
+        yield frame
+
+
+def count_rows(path: str | Path) -> int:
+    """Rows in the file, cheaply: Parquet metadata (exact), else a newline count (CSV: an upper
+    bound when quoted fields span lines or lines are blank)."""
+    path = Path(path)
+    if table_format(path) == "parquet":
         import pyarrow.parquet as pq
 
-        try:
-            file = pq.ParquetFile(path)
-        except Exception as e:  # pyarrow raises several types for a broken file
-            raise TableError(f"{path}: not a readable Parquet file: {e}") from e
-        for batch in file.iter_batches(batch_size=chunk_rows):
-            yield batch.to_pandas()
+        return pq.ParquetFile(path).metadata.num_rows
+    lines, last = 0, b"\n"
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    lines += last != b"\n"
+    return max(0, lines - (table_format(path) in ("csv", "tsv")))
 
 
 def columns_of(path: str | Path) -> list[str]:
-    """Column names (JSONL: the keys of the first object rows)."""
+    """Column names (CSV/TSV: the header, even with no rows; JSONL: the keys of the first object rows)."""
+    if table_format(path) in ("csv", "tsv") and Path(path).is_file():
+        return next(_csv_records(Path(path), "\t" if table_format(path) == "tsv" else ",", None, None))
     for chunk in iter_table(path, chunk_rows=1000):
         return [c for c in chunk.columns if c != ROW_ERROR]
     return []
@@ -109,12 +217,13 @@ def read_table(path: str | Path, required: Sequence[str] = ()) -> pd.DataFrame:
 class TableWriter:
     """Append chunks to a CSV / TSV / JSONL / Parquet file (format by extension)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, append: bool = False):
+        """`append=True` continues an existing CSV/TSV/JSONL file (no second header)."""
         self.path = Path(path)
         self.fmt = table_format(self.path)
         self._parquet = None
         self._schema = None
-        self._started = False
+        self._started = append and self.fmt != "parquet" and self.path.is_file() and self.path.stat().st_size > 0
 
     def write(self, frame: pd.DataFrame) -> None:
         frame = frame.map(clean_text) if len(frame) else frame
@@ -129,7 +238,7 @@ class TableWriter:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            table = pa.Table.from_pandas(frame, preserve_index=False)
+            table = to_arrow(frame)
             if self._parquet is None:
                 self._schema = table.schema
                 self._parquet = pq.ParquetWriter(self.path, self._schema)
@@ -148,6 +257,20 @@ class TableWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def to_arrow(frame: pd.DataFrame):
+    """An Arrow table of the frame; an object column mixing types (JSONL) is written as text."""
+    import pyarrow as pa
+
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        frame = frame.copy()
+        for column in frame.columns[frame.dtypes == object]:
+            values = [_jsonable(v) for v in frame[column]]
+            frame[column] = [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in values]
+        return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def _jsonable(value):

@@ -1,33 +1,48 @@
-"""Batch scoring: re-score a table of messages with a serving artifact.
+"""Batch scoring: re-score a table of messages with a serving artifact — streaming, resumable.
 
-    fanzha score --model artifacts/demo/serving --input messages.csv --output scored.parquet
+    fanzha score --model artifacts/demo/serving --input messages.csv --output scored.parquet [--workers 2] [--resume]
+    fanzha score --engine ray --ray-address auto --model ... --input ... --output ...   # see serving/ray_engine.py
 
 IN and OUT are CSV, TSV, JSONL or Parquet (by extension). OUT keeps every input column and
 row, in order, and adds `label`, `category`, `score`, `fraud_score`, `spam_score`, `action`
 and `error` (empty unless that row could not be scored: empty text, a non-string, invalid
-UTF-8, an unparseable line). The text column is `text` unless `--text-column` says otherwise;
-if it is missing the command fails before any work. Output goes to a temporary file that is
-renamed when complete, so a crash never leaves a half-written OUT.
+UTF-8, an unparseable JSONL line, broken CSV quoting — such a row keeps its raw line in the text
+column). The text column is `text` unless `--text-column` says otherwise; if it is missing the
+command fails before any work. The input is read in chunks and memory stays flat whatever its
+size; `--workers N` scores chunks in N processes (each with its own predictor and cores/N
+intra-op threads), written in input order. OUT appears only when complete: until then it is a
+partial file with a checkpoint beside it (serving/checkpoint.py), and `--resume` continues an
+interrupted run — even one killed with SIGKILL — to the same file an uninterrupted run writes.
+The last line printed is a JSON summary: rows in and out, errors, counts per action and category.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import sys
+import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
-from data.tables import ROW_ERROR, TableError, TableWriter, columns_of, has_bad_utf8, iter_table
-from serving.predictor import RESULT_FIELDS, Predictor
+from data.tables import ROW_ERROR, Cursor, TableError, columns_of, count_rows, has_bad_utf8, read_chunks, table_format
+from serving.checkpoint import PartialOutput, ResumeError, artifact_fingerprint, file_fingerprint
+from serving.predictor import RESULT_FIELDS, ArtifactError, Predictor
+
+ENGINES = ("local", "ray")
 
 
 class ScoreError(ValueError):
     """Scoring cannot start (bad arguments or input)."""
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def score_frame(predictor: Predictor, frame: pd.DataFrame, text_column: str) -> pd.DataFrame:
@@ -57,41 +72,151 @@ def score_frame(predictor: Predictor, frame: pd.DataFrame, text_column: str) -> 
     return out
 
 
+class Tally:
+    """Running counts for the summary; kept in the checkpoint so a resumed run reports the whole file."""
+
+    MAX_KINDS = 20
+
+    def __init__(self, saved: dict | None = None):
+        saved = saved or {}
+        self.rows = saved.get("rows", 0)
+        self.errors = saved.get("errors", 0)
+        self.kinds = Counter(saved.get("error_kinds", {}))
+        self.actions = Counter(saved.get("actions", {}))
+        self.categories = Counter(saved.get("categories", {}))
+
+    def add(self, scored: pd.DataFrame) -> None:
+        self.rows += len(scored)
+        errors = [e for e in scored["error"].tolist() if isinstance(e, str) and e]
+        self.errors += len(errors)
+        for e in errors:  # "line 12: broken CSV quoting: ..." -> "broken CSV quoting"
+            kind = e.split(": ", 1)[1] if e.startswith("line ") and ": " in e else e
+            kind = kind.split(": ", 1)[0].split(" (", 1)[0]
+            self.kinds[kind if kind in self.kinds or len(self.kinds) < self.MAX_KINDS else "other"] += 1
+        self.actions.update(a for a in scored["action"].tolist() if isinstance(a, str) and a)
+        self.categories.update(c for c in scored["category"].tolist() if isinstance(c, str) and c)
+
+    def to_dict(self) -> dict:
+        return {"rows": self.rows, "errors": self.errors, "error_kinds": dict(self.kinds),
+                "actions": dict(self.actions), "categories": dict(self.categories)}
+
+
+# -- local engine: this process, or a pool of worker processes ------------------------------
+_WORKER: Predictor | None = None
+
+
+def _start_worker(model: str, threads: int, parent: int) -> None:
+    global _WORKER
+    _WORKER = Predictor(model, threads=threads)
+
+    def watch():  # a worker outlives a parent killed with SIGKILL otherwise
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _score_in_worker(frame: pd.DataFrame, text_column: str) -> pd.DataFrame:
+    return score_frame(_WORKER, frame, text_column)
+
+
+def local_chunks(model, input_path, text_column: str, chunk_rows: int, start: Cursor | None = None,
+                 workers: int = 1, threads: int | None = None):
+    """(scored chunk, input cursor after it), in input order."""
+    chunks = read_chunks(input_path, chunk_rows, start, raw_column=text_column)
+    if workers <= 1:
+        predictor = Predictor(model, threads=threads or cpu_count())
+        for frame, cursor in chunks:
+            yield score_frame(predictor, frame, text_column), cursor
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = threads or max(1, cpu_count() // workers)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                               initargs=(str(model), threads, os.getpid()))
+    pending: deque = deque()  # bounded: at most 2 chunks per worker in flight, so memory stays flat
+    try:
+        for frame, cursor in chunks:
+            pending.append((pool.submit(_score_in_worker, frame, text_column), cursor))
+            if len(pending) > 2 * workers:
+                future, done = pending.popleft()
+                yield future.result(), done
+        while pending:
+            future, done = pending.popleft()
+            yield future.result(), done
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def peak_rss_mb() -> dict:
+    """Peak resident memory of this process and of its largest finished child (worker), in MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"main": round(own, 1), "workers": round(children, 1)} if children else {"main": round(own, 1)}
+
+
 def score_file(model: str | Path, input_path: str | Path, output_path: str | Path, text_column: str = "text",
-               chunk_rows: int = 4096, progress: bool = True) -> dict:
-    input_path, output_path = Path(input_path), Path(output_path)
+               chunk_rows: int = 4096, progress: bool = True, workers: int | None = None, threads: int | None = None,
+               resume: bool = False, engine: str = "local", ray_address: str | None = None) -> dict:
+    model, input_path, output_path = Path(model), Path(input_path), Path(output_path)
     columns = columns_of(input_path)  # fails early on a missing file / bad extension
-    TableWriter(output_path)  # validates the output extension before any work
+    table_format(output_path)  # validates the output extension before any work
     if text_column not in columns:
         raise ScoreError(f"{input_path}: no column {text_column!r} (columns: {columns}); use --text-column")
     clash = sorted(set(columns) & set(RESULT_FIELDS))
     if clash:
         raise ScoreError(f"{input_path}: input already has result column(s) {clash}; rename them first")
-    predictor = Predictor(model)
-    tmp = output_path.with_name(f".{output_path.name}.partial{output_path.suffix}")
-    started = time.time()
-    rows = 0
-    actions, categories, errors = Counter(), Counter(), 0
-    bar = tqdm(desc="score", unit=" rows", disable=not progress, smoothing=0.1)
+    if engine not in ENGINES:
+        raise ScoreError(f"unknown engine {engine!r}; use one of {ENGINES}")
+    if chunk_rows < 1 or (workers is not None and workers < 1):
+        raise ScoreError("--chunk-rows and --workers must be at least 1")
+    if not (model / "fanzha.json").is_file():
+        raise ScoreError(f"{model} is not a serving artifact (no fanzha.json); run `fanzha export` first")
+    identity = {"input": file_fingerprint(input_path), "model": artifact_fingerprint(model),
+                "text_column": text_column, "chunk_rows": chunk_rows}
+    out = PartialOutput(output_path, identity, resume=resume)
+    if out.discarded:
+        print(f"note: discarded the checkpoint of an unfinished run ({out.discarded} rows); --resume continues one",
+              file=sys.stderr)
+    tally, resumed_from = Tally(out.stats), out.rows
+    if engine == "ray":
+        from serving.ray_engine import ray_chunks
+
+        chunks = ray_chunks(model, input_path, text_column, chunk_rows, out.cursor, workers=workers,
+                            threads=threads, address=ray_address)
+    else:
+        chunks = local_chunks(model, input_path, text_column, chunk_rows, out.cursor, workers or 1, threads)
+    bar = tqdm(total=count_rows(input_path), initial=resumed_from, desc="score", unit=" rows",
+               disable=not progress, smoothing=0.1, dynamic_ncols=True)
+    started, dropped = time.time(), set()
     try:
-        with TableWriter(tmp) as writer:
-            for chunk in iter_table(input_path, chunk_rows):
-                scored = score_frame(predictor, chunk, text_column)
-                writer.write(scored)
-                rows += len(scored)
-                errors += int((scored["error"] != "").sum())
-                actions.update(a for a in scored["action"] if a)
-                categories.update(c for c in scored["category"] if c)
-                bar.update(len(scored))
-        os.replace(tmp, output_path)
+        for scored, cursor in chunks:
+            # JSONL rows may lack keys or add new ones: every chunk gets the same columns (new keys
+            # are kept in JSONL output; a CSV header or Parquet schema cannot take them)
+            extra = [c for c in scored.columns if c not in columns and c not in RESULT_FIELDS]
+            keep = extra if out.fmt == "jsonl" else []
+            dropped.update(set(extra) - set(keep))
+            scored = scored.reindex(columns=columns + keep + list(RESULT_FIELDS), fill_value=None)
+            tally.add(scored)
+            out.commit(scored, cursor, tally.to_dict())
+            bar.update(len(scored))
+        if out.rows == 0:  # an empty input still gets an output with its header
+            out.commit(pd.DataFrame(columns=columns + list(RESULT_FIELDS)), None, tally.to_dict())
+        bar.total = bar.n  # a CSV newline count overestimates when quoted fields span lines
+        out.finish()
     finally:
+        chunks.close()
         bar.close()
-        if tmp.exists():
-            tmp.unlink()
     seconds = time.time() - started
-    return {"rows_in": rows, "rows_out": rows, "errors": errors, "actions": dict(actions),
-            "categories": dict(categories), "seconds": round(seconds, 2),
-            "rows_per_second": round(rows / seconds, 1) if seconds else None, "output": str(output_path)}
+    summary = tally.to_dict()
+    new_rows = summary.pop("rows") - resumed_from
+    return {"rows_in": tally.rows, "rows_out": out.rows, **summary, "resumed_from": resumed_from,
+            "engine": engine, "workers": workers or 1 if engine == "local" else workers, "seconds": round(seconds, 2),
+            "rows_per_second": round(new_rows / seconds, 1) if seconds else None,
+            "peak_rss_mb": peak_rss_mb(), "output": str(output_path),
+            **({"dropped_columns": sorted(dropped)} if dropped else {})}
 
 
 def main(argv=None) -> int:
@@ -100,13 +225,36 @@ def main(argv=None) -> int:
     parser.add_argument("--input", required=True, help="CSV, TSV, JSONL or Parquet file")
     parser.add_argument("--output", required=True, help="CSV, TSV, JSONL or Parquet file to write")
     parser.add_argument("--text-column", default="text", help="column holding the message text")
-    parser.add_argument("--chunk-rows", type=int, default=4096, help="rows read and scored at a time")
+    parser.add_argument("--chunk-rows", type=int, default=4096, help="rows read, scored and checkpointed at a time")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="scoring processes (local, default 1) or actors (ray, default: up to one per CPU)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="ONNX Runtime intra-op threads per worker (default: cores / workers; ray: 1)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from OUT's checkpoint (starts afresh if there is none)")
+    parser.add_argument("--engine", choices=ENGINES, default="local", help="local processes, or Ray Data")
+    parser.add_argument("--ray-address", default=None,
+                        help="Ray cluster to join (e.g. auto, ray://head:10001); default: a local Ray")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--chat", action="store_true", help="score conversations: JSONL in, one {\"id\", \"turns\": "
+                        "[{\"speaker\", \"text\"}]} per line; JSONL out (serving/chat.py)")
+    parser.add_argument("--per-turn", action="store_true", help="with --chat: also write each turn's result")
     args = parser.parse_args(argv)
+    if args.chat:  # conversations (issue #7): serving/chat.py owns the format
+        from serving.chat import main as chat_main
+
+        return chat_main(["--model", args.model, "--input", args.input, "--output", args.output]
+                         + (["--per-turn"] if args.per_turn else []))
     try:
-        summary = score_file(args.model, args.input, args.output, args.text_column, args.chunk_rows)
-    except (ScoreError, TableError) as e:
+        summary = score_file(args.model, args.input, args.output, args.text_column, args.chunk_rows,
+                             progress=not args.quiet, workers=args.workers, threads=args.threads, resume=args.resume,
+                             engine=args.engine, ray_address=args.ray_address)
+    except (ScoreError, TableError, ResumeError, ArtifactError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: the partial output and its checkpoint are kept; rerun with --resume", file=sys.stderr)
+        return 130
     print(json.dumps(summary, ensure_ascii=False))
     return 0
 

@@ -3,6 +3,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,15 +22,19 @@ def free_port() -> int:
 def start_server(artifact: Path, env_extra: dict | None = None, timeout: float = 120):
     port = free_port()
     env = dict(os.environ, FANZHA_MODEL=str(artifact), **(env_extra or {}))
+    # The server's output goes to a file, not a pipe nobody reads: a full pipe would block it.
+    log = tempfile.NamedTemporaryFile(prefix="fanzha-server-", suffix=".log", delete=False)
     proc = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", "serving.service:Fanzha", "--host", "127.0.0.1",
          "--port", str(port), "--working-dir", str(REPO)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log_path = log.name
+    log.close()
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stdout.read().decode(errors='replace')[-3000:]}")
+            raise RuntimeError(f"server exited: {Path(proc.log_path).read_text(errors='replace')[-3000:]}")
         try:
             if httpx.get(base + "/readyz", timeout=1).status_code == 200:
                 return proc, base
@@ -37,7 +42,12 @@ def start_server(artifact: Path, env_extra: dict | None = None, timeout: float =
             pass
         time.sleep(0.3)
     stop_server(proc)
-    raise RuntimeError("server not ready in time")
+    raise RuntimeError(f"server not ready in time: {Path(proc.log_path).read_text(errors='replace')[-3000:]}")
+
+
+def server_output(proc) -> str:
+    """Everything the server has printed so far (its log file)."""
+    return Path(proc.log_path).read_text(encoding="utf-8", errors="replace")
 
 
 def stop_server(proc) -> None:

@@ -1,0 +1,142 @@
+"""Request gate of the service: API-key auth, body-size limit, content type; no text in error logs.
+
+    FANZHA_API_KEY=s3cret fanzha serve --model artifacts/demo/serving
+    curl -H 'Authorization: Bearer s3cret' -d '{"texts": ["..."]}' localhost:3000/classify
+
+`Gatekeeper` is an ASGI middleware (added with `Fanzha.add_asgi_middleware`), so it answers
+before BentoML reads or parses anything. Settings (env, read when the worker starts):
+
+| env | default | meaning |
+| --- | --- | --- |
+| FANZHA_API_KEY | unset | when set, every request needs `Authorization: Bearer <key>` (401 otherwise) |
+| FANZHA_AUTH_HEALTH | 0 | 1: /healthz, /livez, /readyz need the key too |
+| FANZHA_AUTH_METRICS | 1 | 0: /metrics is open (for a scraper without credentials) |
+| FANZHA_MAX_BODY_BYTES | 1048576 | larger request bodies get 413, unread |
+
+`/admin/*` always needs the key; without FANZHA_API_KEY it answers 403 (admin disabled).
+A POST body must be JSON (`Content-Type: application/json` or none): anything else gets 415,
+which also keeps BentoML's multipart/form decoders and its pickle format away from the API.
+
+`redact_validation_logs()` strips pydantic's `input_value=...` (message text) from the errors
+BentoML logs for rejected requests; the response never contained it.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+from dataclasses import dataclass
+
+PROBES = ("/healthz", "/livez", "/readyz")
+_ON = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    api_key: str | None = None
+    auth_health: bool = False
+    auth_metrics: bool = True
+    max_body_bytes: int = 1 << 20
+
+    @classmethod
+    def from_env(cls) -> "GateSettings":
+        return cls(api_key=os.environ.get("FANZHA_API_KEY") or None,
+                   auth_health=os.environ.get("FANZHA_AUTH_HEALTH", "0").lower() in _ON,
+                   auth_metrics=os.environ.get("FANZHA_AUTH_METRICS", "1").lower() in _ON,
+                   max_body_bytes=int(os.environ.get("FANZHA_MAX_BODY_BYTES", str(1 << 20))))
+
+    def needs_key(self, path: str) -> bool:
+        if path.startswith("/admin/"):
+            return True
+        if self.api_key is None:
+            return False
+        if path in PROBES:
+            return self.auth_health
+        if path == "/metrics":
+            return self.auth_metrics
+        return True
+
+
+async def _reply(send, status: int, message: str, headers: tuple = ()) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Gatekeeper:
+    def __init__(self, app, settings: GateSettings | None = None) -> None:
+        self.app = app
+        self.settings = settings or GateSettings.from_env()
+        self._expected = f"Bearer {self.settings.api_key}".encode() if self.settings.api_key else None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path, s = scope["path"], self.settings
+        headers = dict(scope["headers"])  # keys are lower-case bytes
+        if s.needs_key(path):
+            if self._expected is None:
+                return await _reply(send, 403, "admin endpoints are disabled: start the service with FANZHA_API_KEY set")
+            if not hmac.compare_digest(headers.get(b"authorization", b""), self._expected):
+                return await _reply(send, 401, "missing or invalid API key (send 'Authorization: Bearer <key>')",
+                                    ((b"www-authenticate", b"Bearer"),))
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        media = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
+        if media != b"application/json" and not path.startswith("/admin/"):
+            return await _reply(send, 415, f"request body must be JSON (Content-Type: application/json), got {media.decode('latin-1')!r}")
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                return await _reply(send, 400, "invalid Content-Length header")
+            if int(length) > s.max_body_bytes:
+                return await _reply(send, 413, f"request body of {int(length)} bytes exceeds the limit of {s.max_body_bytes} bytes")
+            return await self.app(scope, receive, send)
+        # No Content-Length (chunked): read up to the limit here, then replay it to the app.
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > s.max_body_bytes:
+                return await _reply(send, 413, f"request body exceeds the limit of {s.max_body_bytes} bytes")
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+
+class _RedactValidationErrors(logging.Filter):
+    """Log a rejected request's validation error as counts and locations, without input values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and hasattr(exc, "errors") and type(exc).__name__ == "ValidationError":
+            try:
+                where = [(".".join(map(str, e["loc"])), e["type"]) for e in exc.errors(include_input=False)][:5]
+            except Exception:  # noqa: BLE001 — never let logging fail the request
+                where = []
+            record.msg = f"{record.getMessage()}: rejected input, {exc.error_count()} validation error(s) {where}"
+            record.args, record.exc_info, record.exc_text = (), None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"  # a client's mistake, not ours
+        return True
+
+
+def redact_validation_logs() -> None:
+    for name in ("bentoml._internal.server.http_app", "bentoml.serve"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactValidationErrors) for f in logger.filters):
+            logger.addFilter(_RedactValidationErrors())

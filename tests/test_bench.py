@@ -1,0 +1,27 @@
+"""`make bench` runs end to end on the tiny model (a check that it works, not a measurement):
+engines, the real BentoML service and the FastAPI + pipeline peer under the HTTP load generator,
+normalization and batch scoring, written as JSON and Markdown with the ratios."""
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def test_bench_quick_runs_every_part_and_writes_ratios(tiny_model, tiny_serving, tmp_path):
+    out = tmp_path / "bench"
+    run = subprocess.run([sys.executable, "-m", "bench.run", "--model", str(tiny_model), "--serving", str(tiny_serving),
+                          "--out", str(out), "--quick", "--levels", "1,4"],
+                         cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert set(results["engines"]) >= {"pipeline", "torch", "ort-fp32", "ort-opt", "ort-int8"}
+    for kind in ("service", "peer"):
+        levels = results[kind]["levels"]
+        assert [x["concurrency"] for x in levels] == [1, 4]
+        assert all(x["requests"] > 0 and x["errors"] == 0 for x in levels), levels
+    assert results["normalize_us_per_message"] > 0
+    ratios = results["ratios"]
+    assert ratios["service_vs_peer"] > 0 and ratios["service_vs_ort"] > 0 and ratios["int8_vs_fp32_batch32_throughput"] > 0
+    table = (out / "results.md").read_text(encoding="utf-8")
+    assert "| ort-int8 |" in table and "service_vs_peer" in table

@@ -1,6 +1,6 @@
 """Evaluate a trained model artifact: metrics JSON and a self-contained HTML report.
 
-    fanzha evaluate artifacts/sms/model artifacts/data/sms [--out DIR] [--obfuscate] [--no-baseline]
+    fanzha evaluate artifacts/sms/model artifacts/data/all [--out DIR] [--obfuscate] [--probes] [--no-baseline]
     fanzha evaluate artifacts/demo/model some_labelled_file.jsonl
 
 DATA is a corpus folder (train/validation/test.jsonl) or one labelled file (JSONL / CSV / TSV /
@@ -9,7 +9,10 @@ temperature (calibration) and the fraud block threshold (≤ --max-fpr false blo
 legitimate messages) are fitted on validation and saved to MODEL/calibration.json, which
 `fanzha export` carries into the serving artifact; the test split is reported, next to a char
 1–3-gram TF-IDF + logistic-regression baseline trained on the same train split. `--obfuscate`
-adds recall on disguised copies of the held-out fraud messages, per disguise kind.
+adds recall on disguised copies of the held-out fraud messages, per disguise kind. `--probes`
+adds the generalization check: hand-written messages no training source contains
+(data/probes/ood_sms.jsonl: short fraud SMS, Traditional-Chinese scams of TW/HK/MO, legitimate
+notices in both scripts, ads), scored by the model and the baseline, per group.
 """
 from __future__ import annotations
 
@@ -87,6 +90,39 @@ def robustness(logit_fn, rows: list[dict], taxonomy, threshold: float, max_rows:
     return out
 
 
+PROBES = Path(__file__).resolve().parent.parent / "data" / "probes" / "ood_sms.jsonl"
+
+
+def probe_card(probs: np.ndarray, rows: list[dict], taxonomy, threshold: float) -> dict:
+    """Generalization figures on unseen messages, per probe group (`source`) and for all:
+    fraud-type macro-F1 over the fraud rows, category accuracy, fraud recall (fraud category most
+    probable), blocked fraud and false blocks of legitimate messages at the block threshold."""
+    from sklearn.metrics import f1_score
+
+    cats = category_scores(probs, taxonomy)
+    predicted = [taxonomy.id2label[i] for i in probs.argmax(axis=1)]
+    category = np.array([max(("normal", "spam", "fraud"), key=lambda c: cats[c][i]) for i in range(len(rows))])
+    out = {}
+    groups = {"all": list(range(len(rows)))}
+    for i, r in enumerate(rows):
+        groups.setdefault(r.get("source", "?"), []).append(i)
+    for name, idx in groups.items():
+        truth = [rows[i]["label"] for i in idx]
+        fraud = [k for k, t in zip(idx, truth) if t.startswith("fraud")]
+        legit = [k for k, t in zip(idx, truth) if not t.startswith("fraud")]
+        entry = {"rows": len(idx), "category_accuracy": float(np.mean([category[i] == rows[i]["label"].split(".")[0] for i in idx]))}
+        if fraud:
+            types = sorted({rows[i]["label"] for i in fraud})
+            entry["fraud_type_macro_f1"] = float(f1_score([rows[i]["label"] for i in fraud], [predicted[i] for i in fraud],
+                                                          labels=types, average="macro", zero_division=0))
+            entry["fraud_recall"] = float(np.mean(category[fraud] == "fraud"))
+            entry["fraud_block_recall"] = float(np.mean(cats["fraud"][fraud] >= threshold))
+        if legit:
+            entry["false_block_rate"] = float(np.mean(cats["fraud"][legit] >= threshold))
+        out[name] = entry
+    return out
+
+
 def main(argv=None) -> int:
     import yaml
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -102,6 +138,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-fpr", type=float, default=0.001, help="false-block budget for the block threshold")
     parser.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF + LR baseline")
     parser.add_argument("--obfuscate", action="store_true", help="also measure recall on disguised fraud")
+    parser.add_argument("--probes", type=Path, nargs="?", const=PROBES, default=None,
+                        help=f"also score hand-written unseen messages (default {PROBES.relative_to(PROBES.parents[2])})")
     args = parser.parse_args(argv)
 
     cfg = yaml.safe_load((args.model / "train_config.yaml").read_text(encoding="utf-8"))
@@ -115,6 +153,8 @@ def main(argv=None) -> int:
     calibration_path = args.model / "calibration.json"
     calibration = json.loads(calibration_path.read_text()) if calibration_path.is_file() else {}
 
+    probes = load_rows(args.probes) if args.probes else []
+    b_probes = None
     test_logits = logit_fn([r["text"] for r in test], progress=True)
     if val:
         val_logits = logit_fn([r["text"] for r in val], progress=True)
@@ -144,8 +184,9 @@ def main(argv=None) -> int:
 
         print("[fanzha] fitting the TF-IDF + LR baseline", flush=True)
         train_rows = load_rows(args.data / "train.jsonl")
-        b_probs = fit_predict(train_rows, [r["text"] for r in val + test], taxonomy)
-        b_val, b_test = b_probs[: len(val)], b_probs[len(val):]
+        b_probs = fit_predict(train_rows, [r["text"] for r in val + test + probes], taxonomy)
+        b_val, b_test = b_probs[: len(val)], b_probs[len(val):len(val) + len(test)]
+        b_probes = b_probs[len(val) + len(test):]
         b_threshold = threshold
         if val:
             legit = label_kinds([r["label"] for r in val], taxonomy)[1]
@@ -154,6 +195,11 @@ def main(argv=None) -> int:
         curves["baseline"] = (category_scores(b_test, taxonomy)["fraud"], curves["model"][1])
     if args.obfuscate:
         reports["model"]["robustness"] = robustness(logit_fn, test, taxonomy, threshold)
+    if probes:
+        reports["model"]["probes"] = probe_card(softmax(logit_fn([r["text"] for r in probes]) / temperature), probes,
+                                                taxonomy, threshold)
+        if b_probes is not None:
+            reports["baseline"]["probes"] = probe_card(b_probes, probes, taxonomy, reports["baseline"]["block_threshold"])
 
     out = args.out or args.model / "eval"
     json_path = out if out.suffix == ".json" else out / "report.json"
@@ -172,6 +218,14 @@ def main(argv=None) -> int:
             ["kind", "clean", "disguised", "retained", "blocked (disguised)", "example"],
             [[k, v["clean_recall"], v["obfuscated_recall"], v["retained"], v["obfuscated_block_recall"], v["example"]]
              for k, v in rob["kinds"].items()])
+    if probes:
+        names = [n for n in reports if reports[n].get("probes")]
+        groups = sorted({g for n in names for g in reports[n]["probes"]})
+        extra[f"Unseen messages ({args.probes.name}: hand-written, not from any training source)"] = html_report._table(
+            ["group", "model", "rows", "fraud-type macro-F1", "category accuracy", "fraud recall", "blocked", "false blocks"],
+            [[g, n] + [reports[n]["probes"][g].get(k) for k in ("rows", "fraud_type_macro_f1", "category_accuracy",
+                                                                   "fraud_recall", "fraud_block_recall", "false_block_rate")]
+             for g in groups for n in names])
     html_path = json_path.with_suffix(".html")
     html_path.write_text(html_report.render(f"fanzha evaluation: {args.model} on {args.data}", reports, plots, extra),
                          encoding="utf-8")

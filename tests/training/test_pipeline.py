@@ -10,6 +10,7 @@ import yaml
 from data.taxonomy import load_taxonomy
 from training import export as export_mod
 from training.train import allowed_set_loss
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +99,7 @@ def test_evaluate_corpus_folder_calibrates_and_compares_to_baseline(tiny_model, 
     tiny_model = Path(shutil.copytree(tiny_model, tmp_path / "model"))  # calibration.json is written into it
     corpus = tmp_path / "corpus"
     write_corpus(corpus, n=500, seed=3)
-    assert main([str(tiny_model), str(corpus), "--out", str(tmp_path / "eval"), "--obfuscate"]) == 0
+    assert main([str(tiny_model), str(corpus), "--out", str(tmp_path / "eval"), "--obfuscate", "--probes"]) == 0
     reports = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert set(reports) == {"model", "baseline"}
     model = reports["model"]
@@ -108,8 +109,13 @@ def test_evaluate_corpus_folder_calibrates_and_compares_to_baseline(tiny_model, 
     assert {"roc_auc", "pr_auc", "recall_at_fpr_1pct"} <= set(model["fraud_vs_rest"])
     assert "ece" in model and "synthetic" in model["per_source"]
     assert set(model["robustness"]["kinds"]) >= {"symbols", "traditional", "mixture"}
+    for name in ("model", "baseline"):  # the hand-written unseen messages, per group, for both
+        probes = reports[name]["probes"]
+        assert probes["all"]["rows"] == sum(1 for _ in open(REPO / "data/probes/ood_sms.jsonl", encoding="utf-8"))
+        assert {"probe_short", "probe_traditional", "probe_legit"} <= set(probes)
+        assert 0 <= probes["probe_traditional"]["fraud_recall"] <= 1 and "false_block_rate" in probes["probe_legit"]
     html = (tmp_path / "eval" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 5 and "baseline" in html
+    assert html.count("data:image/png;base64,") >= 5 and "baseline" in html and "Unseen messages" in html
 
     # export carries the calibration into the serving artifact
     export_mod.export(tiny_model, tmp_path / "serving", sample=["测试一下"])

@@ -1,8 +1,9 @@
 """Start the BentoML HTTP service for a serving artifact.
 
     fanzha serve --model artifacts/demo/serving [--port 3000] [--host 127.0.0.1]
+    fanzha serve --model artifacts/sms/serving --chat-model artifacts/chat/serving    # POST /chat on its own model
 
-Sets FANZHA_MODEL and runs `bentoml serve serving.service:Fanzha` in this process.
+Sets FANZHA_MODEL (and FANZHA_CHAT_MODEL: without it POST /chat uses the --model) and runs `bentoml serve serving.service:Fanzha` in this process.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from serving.predictor import ArtifactMeta
+from serving.predictor import ArtifactError, ArtifactMeta
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,9 +22,19 @@ def main(argv=None) -> int:
     parser.add_argument("--model", required=True, type=Path, help="serving artifact folder (fanzha export)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 for all)")
     parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--chat-model", type=Path, help="serving artifact of the chat model for POST /chat "
+                        "(default: --model)")
     args = parser.parse_args(argv)
-    ArtifactMeta.load(args.model)  # fail here, clearly, rather than inside a worker
+    try:  # fail here, clearly, rather than inside a worker
+        ArtifactMeta.load(args.model)
+        if args.chat_model:
+            ArtifactMeta.load(args.chat_model)
+    except ArtifactError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     env = dict(os.environ, FANZHA_MODEL=str(args.model.resolve()))
+    if args.chat_model:
+        env["FANZHA_CHAT_MODEL"] = str(args.chat_model.resolve())
     command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Fanzha",
                "--host", args.host, "--port", str(args.port), "--working-dir", str(REPO)]
     os.execve(sys.executable, command, env)

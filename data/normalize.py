@@ -295,6 +295,17 @@ def normalize(text: str) -> str:
     return _WS.sub(" ", text).strip() if "  " in text else text  # a dropped control / run
 
 
+def basic(text: str) -> str:
+    """The generic clean-up only — NFKC (full→half width), control / zero-width characters removed,
+    whitespace collapsed, Latin lower-cased — without Traditional→Simplified, separator removal,
+    digit variants or the variant table. For ablations (`fanzha evaluate --ablate-normalization`)
+    that show what the evasion-specific steps buy; training and serving use `normalize`."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string, got {type(text).__name__}")
+    text = _drop_controls(_WS.sub(" ", unicodedata.normalize("NFKC", text)))
+    return _WS.sub(" ", text).strip().lower()
+
+
 SAMPLES = (  # realistic SMS for --bench: clean notice (~40 chars), bank notice, fraud, URL, ASCII
     "【顺丰速运】您的快件已到达菜鸟驿站，取件码8-3-1204，请于18:00前领取。",
     "【中国银行】您尾号1234的账户于11月3日14:22转入人民币256.00元，余额3,456.78元。",

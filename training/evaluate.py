@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data.encoding import encode_ids, pad, prepare
+from data.encoding import encode_ids, head_tail, pad, prepare
 from data.tables import read_table
 from data.taxonomy import load_taxonomy
 from training.calibration import block_threshold, expected_calibration_error, fit_temperature, softmax
@@ -35,9 +35,13 @@ from training.metrics import category_scores, classification_metrics, label_kind
 
 @torch.inference_mode()
 def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 128,
-                   progress: bool = False) -> np.ndarray:
-    """Logits for raw texts, through the same normalization and encoding as serving."""
-    prepared = [prepare(t, max_length) for t in texts]
+                   progress: bool = False, normalizer=None) -> np.ndarray:
+    """Logits for raw texts, through the same normalization and encoding as serving (or, for an
+    ablation, `normalizer` in place of data.normalize.normalize)."""
+    if normalizer is None:
+        prepared = [prepare(t, max_length) for t in texts]
+    else:
+        prepared = [head_tail(normalizer(t), 8 * max_length) for t in texts]
     ids = encode_ids(tokenizer.backend_tokenizer, prepared, max_length)
     order = np.argsort([len(r) for r in ids], kind="stable")
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
@@ -69,9 +73,11 @@ def robustness(logit_fn, rows: list[dict], taxonomy, threshold: float, max_rows:
     from data.obfuscate import KINDS, Obfuscator
 
     is_fraud, _ = label_kinds([r["label"] for r in rows], taxonomy)
-    fraud = [r["text"] for r, f in zip(rows, is_fraud) if f][:max_rows]
+    fraud = [r["text"] for r, f in zip(rows, is_fraud) if f]
     if not fraud:
         return {}
+    if len(fraud) > max_rows:  # a seeded sample across the whole split (it is ordered by source)
+        fraud = [fraud[i] for i in sorted(random.Random(seed).sample(range(len(fraud)), max_rows))]
     obfuscator = Obfuscator()
 
     def recalls(texts):
@@ -138,6 +144,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-fpr", type=float, default=0.001, help="false-block budget for the block threshold")
     parser.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF + LR baseline")
     parser.add_argument("--obfuscate", action="store_true", help="also measure recall on disguised fraud")
+    parser.add_argument("--ablate-normalization", action="store_true",
+                        help="with --obfuscate: also measure recall with the generic clean-up only (data.normalize.basic)")
     parser.add_argument("--probes", type=Path, nargs="?", const=PROBES, default=None,
                         help=f"also score hand-written unseen messages (default {PROBES.relative_to(PROBES.parents[2])})")
     args = parser.parse_args(argv)
@@ -195,6 +203,11 @@ def main(argv=None) -> int:
         curves["baseline"] = (category_scores(b_test, taxonomy)["fraud"], curves["model"][1])
     if args.obfuscate:
         reports["model"]["robustness"] = robustness(logit_fn, test, taxonomy, threshold)
+        if args.ablate_normalization:
+            from data.normalize import basic
+
+            basic_fn = lambda texts: predict_logits(model, tokenizer, texts, cfg["max_length"], normalizer=basic)  # noqa: E731
+            reports["model"]["robustness_basic_normalization"] = robustness(basic_fn, test, taxonomy, threshold)
     if probes:
         reports["model"]["probes"] = probe_card(softmax(logit_fn([r["text"] for r in probes]) / temperature), probes,
                                                 taxonomy, threshold)
@@ -214,9 +227,12 @@ def main(argv=None) -> int:
     if reports["model"].get("robustness"):
         rob = reports["model"]["robustness"]
         plots.append(("Robustness", html_report.robustness_plot(rob)))
+        ablation = reports["model"].get("robustness_basic_normalization", {}).get("kinds", {})
         extra["Robustness (fraud recall, clean vs disguised)"] = html_report._table(
-            ["kind", "clean", "disguised", "retained", "blocked (disguised)", "example"],
-            [[k, v["clean_recall"], v["obfuscated_recall"], v["retained"], v["obfuscated_block_recall"], v["example"]]
+            ["kind", "clean", "disguised", "retained", "blocked (disguised)"]
+            + (["retained, generic clean-up only"] if ablation else []) + ["example"],
+            [[k, v["clean_recall"], v["obfuscated_recall"], v["retained"], v["obfuscated_block_recall"]]
+             + ([ablation[k]["retained"]] if ablation else []) + [v["example"]]
              for k, v in rob["kinds"].items()])
     if probes:
         names = [n for n in reports if reports[n].get("probes")]

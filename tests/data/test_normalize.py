@@ -198,3 +198,12 @@ def test_benchmark_and_cli(capsys):
     assert benchmark(["加★薇★信"], repeat=5) > 0
     assert main(["加★薇★信：ＡＢＣ①②③"]) == 0
     assert capsys.readouterr().out == "加微信:abc123\n"
+
+
+def test_basic_is_the_generic_clean_up_only():
+    from data.normalize import basic
+
+    assert basic("加★微★信\u200b ｖｘ：AB12\t\t嗎") == "加★微★信 vx:ab12 嗎"  # no separators, variants or t2s
+    assert normalize("加★微★信\u200b ｖｘ：AB12\t\t嗎") != basic("加★微★信\u200b ｖｘ：AB12\t\t嗎")
+    with pytest.raises(TypeError):
+        basic(None)

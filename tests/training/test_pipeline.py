@@ -99,7 +99,7 @@ def test_evaluate_corpus_folder_calibrates_and_compares_to_baseline(tiny_model, 
     tiny_model = Path(shutil.copytree(tiny_model, tmp_path / "model"))  # calibration.json is written into it
     corpus = tmp_path / "corpus"
     write_corpus(corpus, n=500, seed=3)
-    assert main([str(tiny_model), str(corpus), "--out", str(tmp_path / "eval"), "--obfuscate", "--probes"]) == 0
+    assert main([str(tiny_model), str(corpus), "--out", str(tmp_path / "eval"), "--obfuscate", "--ablate-normalization", "--probes"]) == 0
     reports = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert set(reports) == {"model", "baseline"}
     model = reports["model"]
@@ -109,6 +109,7 @@ def test_evaluate_corpus_folder_calibrates_and_compares_to_baseline(tiny_model, 
     assert {"roc_auc", "pr_auc", "recall_at_fpr_1pct"} <= set(model["fraud_vs_rest"])
     assert "ece" in model and "synthetic" in model["per_source"]
     assert set(model["robustness"]["kinds"]) >= {"symbols", "traditional", "mixture"}
+    assert set(model["robustness_basic_normalization"]["kinds"]) == set(model["robustness"]["kinds"])
     for name in ("model", "baseline"):  # the hand-written unseen messages, per group, for both
         probes = reports[name]["probes"]
         assert probes["all"]["rows"] == sum(1 for _ in open(REPO / "data/probes/ood_sms.jsonl", encoding="utf-8"))

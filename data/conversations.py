@@ -58,7 +58,7 @@ from typing import Iterator, Sequence
 from data.encoding import prepare
 from data.hygiene import SPLITS, clean, scrub_speakers, split_records, split_report
 from data.normalize import normalize
-from data.sources import (FILES, DataError, LoadReport, _csv_rows, _label, _lines, _TRUE, _FALSE, data_dir,
+from data.sources import (FILES, DataError, LoadReport, _csv_rows, _label, _TRUE, _FALSE, data_dir, json_records,
                           write_jsonl)
 from data.taxonomy import Taxonomy, load_taxonomy
 
@@ -155,16 +155,7 @@ def load_teleantifraud_conversations(path=None, limit=None, report=None, tax=Non
     """left[0], right[0], left[1], ... (the caller, `left`, speaks first); metadata never read."""
     source, tax = "teleantifraud_synth", tax or load_taxonomy()
     path, report = Path(path or data_dir() / FILES[source]), report if report is not None else LoadReport()
-    for lineno, line in _lines(path, limit):
-        if not line.strip():
-            continue
-        report.rows[source] += 1
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}, line {lineno}: invalid JSON ({e})") from e
-        if any(k not in d for k in ("left", "right", "label")):
-            raise DataError(f"{path}, line {lineno}: missing left/right/label; found {sorted(d)}")
+    for lineno, d in json_records(path, limit, ("left", "right", "label"), report, source):
         is_fraud = str(d["label"]).strip() == "fraud"
         label = _label(tax, source, d.get("fraud_type") if is_fraud else d["label"], path, f"line {lineno}")
         group = f"{source}:{d.get('tts_id') or lineno}"

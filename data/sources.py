@@ -198,13 +198,9 @@ def _golfxiao_record(r, lineno, names, source, path, tax, report):
     yield _record(text, fraud_label if flag in _TRUE else "normal", source, f"{source}:{r['case']}")
 
 
-def load_teleantifraud_synth(path=None, limit=None, report=None, tax=None) -> Iterator[dict]:
-    """One record per turn: in a fraud dialogue the `left` turns (the caller) are fraud of the mapped
-    type; `right` turns and every turn of a normal dialogue are `normal`. Metadata such as
-    `termination_reason` describes the outcome and is never read. group = `tts_id`: it is not unique
-    (variants generated from one seed share it), so grouping by it keeps those variants together."""
-    source, path, tax = "teleantifraud_synth", Path(path or data_dir() / "chat/teleantifraud_synth.jsonl"), tax or load_taxonomy()
-    report = report if report is not None else LoadReport()
+def json_records(path: Path, limit, required: tuple[str, ...], report: "LoadReport", source: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank JSONL line, counted in report.rows[source]; a line
+    that is not JSON or lacks a `required` field fails with its file and line number."""
     for lineno, line in _lines(path, limit):
         if not line.strip():
             continue
@@ -213,9 +209,20 @@ def load_teleantifraud_synth(path=None, limit=None, report=None, tax=None) -> It
             d = json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}, line {lineno}: invalid JSON ({e})") from e
-        missing = [k for k in ("left", "right", "label") if k not in d]
+        missing = [k for k in required if k not in d]
         if missing:
             raise DataError(f"{path}, line {lineno}: missing field(s) {missing}; found {sorted(d)}")
+        yield lineno, d
+
+
+def load_teleantifraud_synth(path=None, limit=None, report=None, tax=None) -> Iterator[dict]:
+    """One record per turn: in a fraud dialogue the `left` turns (the caller) are fraud of the mapped
+    type; `right` turns and every turn of a normal dialogue are `normal`. Metadata such as
+    `termination_reason` describes the outcome and is never read. group = `tts_id`: it is not unique
+    (variants generated from one seed share it), so grouping by it keeps those variants together."""
+    source, path, tax = "teleantifraud_synth", Path(path or data_dir() / "chat/teleantifraud_synth.jsonl"), tax or load_taxonomy()
+    report = report if report is not None else LoadReport()
+    for lineno, d in json_records(path, limit, ("left", "right", "label"), report, source):
         is_fraud = str(d["label"]).strip() == "fraud"
         if is_fraud and "fraud_type" not in d:
             raise DataError(f"{path}, line {lineno}: fraud dialogue without a fraud_type field")

@@ -213,6 +213,8 @@ def main(argv=None) -> int:
                                                 taxonomy, threshold)
         if b_probes is not None:
             reports["baseline"]["probes"] = probe_card(b_probes, probes, taxonomy, reports["baseline"]["block_threshold"])
+        if args.obfuscate:  # short unseen fraud SMS are where a disguise can flip a decision
+            reports["model"]["robustness_probes"] = robustness(logit_fn, probes, taxonomy, threshold)
 
     out = args.out or args.model / "eval"
     json_path = out if out.suffix == ".json" else out / "report.json"
@@ -242,6 +244,12 @@ def main(argv=None) -> int:
             [[g, n] + [reports[n]["probes"][g].get(k) for k in ("rows", "fraud_type_macro_f1", "category_accuracy",
                                                                    "fraud_recall", "fraud_block_recall", "false_block_rate")]
              for g in groups for n in names])
+    if reports["model"].get("robustness_probes"):
+        rob = reports["model"]["robustness_probes"]
+        extra[f"Robustness on the unseen fraud messages ({rob['messages']} probes)"] = html_report._table(
+            ["kind", "clean", "disguised", "retained", "blocked (disguised)", "example"],
+            [[k, v["clean_recall"], v["obfuscated_recall"], v["retained"], v["obfuscated_block_recall"], v["example"]]
+             for k, v in rob["kinds"].items()])
     html_path = json_path.with_suffix(".html")
     html_path.write_text(html_report.render(f"fanzha evaluation: {args.model} on {args.data}", reports, plots, extra),
                          encoding="utf-8")

@@ -110,6 +110,8 @@ def test_evaluate_corpus_folder_calibrates_and_compares_to_baseline(tiny_model, 
     assert "ece" in model and "synthetic" in model["per_source"]
     assert set(model["robustness"]["kinds"]) >= {"symbols", "traditional", "mixture"}
     assert set(model["robustness_basic_normalization"]["kinds"]) == set(model["robustness"]["kinds"])
+    probe_rows = [json.loads(line) for line in open(REPO / "data/probes/ood_sms.jsonl", encoding="utf-8")]
+    assert model["robustness_probes"]["messages"] == sum(r["label"].startswith("fraud") for r in probe_rows)
     for name in ("model", "baseline"):  # the hand-written unseen messages, per group, for both
         probes = reports[name]["probes"]
         assert probes["all"]["rows"] == sum(1 for _ in open(REPO / "data/probes/ood_sms.jsonl", encoding="utf-8"))

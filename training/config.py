@@ -16,6 +16,9 @@ from pathlib import Path
 import yaml
 
 
+CLASS_WEIGHTS = ("balanced", "sqrt", "none")
+
+
 class ConfigError(ValueError):
     """The configuration is invalid."""
 
@@ -34,10 +37,16 @@ class DataConfig:
     train_limit: int = _help("use at most this many training rows (0: all); for smoke runs", 0)
     caps: dict = _help("down-sample the TRAIN split: 'source:label' or 'label' -> max rows "
                        "(e.g. {'spam80w:normal': 20000}); a deterministic sample by seed", {})
+    repeat: dict = _help("up-sample the TRAIN split (after caps): 'source:label', 'source' or 'label' -> "
+                         "times each row is used (an integer >= 1); with `augment`, every copy is disguised "
+                         "afresh", {})
 
     def __post_init__(self):
         if self.synthetic_n < 0 or self.train_limit < 0:
             raise ConfigError("data.synthetic_n and data.train_limit must be >= 0")
+        for key, times in self.repeat.items():
+            if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+                raise ConfigError(f"data.repeat[{key!r}] must be an integer >= 1, got {times!r}")
         if self.synthetic_n == 0 and not self.corpus_dirs:
             raise ConfigError("no data: set data.synthetic_n > 0 or data.corpus_dirs")
 
@@ -56,7 +65,8 @@ class TrainConfig:
     learning_rate: float = _help("peak learning rate (AdamW, linear decay)", 1e-4)
     weight_decay: float = _help("AdamW weight decay", 0.01)
     warmup_ratio: float = _help("fraction of steps spent warming up", 0.06)
-    class_weights: str = _help("'balanced' (inverse class frequency, capped) or 'none'", "balanced")
+    class_weights: str = _help("'balanced' (inverse class frequency, capped), 'sqrt' (inverse square root "
+                               "of it: milder, keeps more of the true prior) or 'none'", "balanced")
     seed: int = _help("seed for initialization, shuffling and data", 0)
     threads: int = _help("torch CPU threads (0: all cores)", 0)
     augment: dict = _help("obfuscation kind -> probability applied on the fly to fraud/spam training texts "
@@ -83,8 +93,8 @@ class TrainConfig:
                 Obfuscator(self.augment)
             except ValueError as e:
                 raise ConfigError(f"augment: {e}") from e
-        if self.class_weights not in ("balanced", "none"):
-            raise ConfigError("class_weights must be 'balanced' or 'none'")
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise ConfigError(f"class_weights must be one of {CLASS_WEIGHTS}, got {self.class_weights!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

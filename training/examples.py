@@ -73,6 +73,8 @@ def load_splits(data_cfg, taxonomy: Taxonomy, workdir: Path) -> tuple[dict[str, 
             files.append({"path": str(path), "sha256": _sha256(path), "rows": len(rows)})
     if data_cfg.caps:
         splits["train"] = apply_caps(splits["train"], data_cfg.caps, data_cfg.synthetic_seed)
+    if data_cfg.repeat:
+        splits["train"] = apply_repeat(splits["train"], data_cfg.repeat)
     if data_cfg.train_limit:
         splits["train"] = splits["train"][: data_cfg.train_limit]
     if not splits["train"]:
@@ -109,12 +111,37 @@ def apply_caps(rows: list[dict], caps: dict[str, int], seed: int) -> list[dict]:
     return [r for i, r in enumerate(rows) if i not in drop]
 
 
-def class_weights(train: list[dict], taxonomy: Taxonomy, cap: float = 10.0) -> dict[str, float]:
-    """Inverse-frequency weights over fine labels (coarse rows count for none), mean 1, capped."""
+def _repeat_key(row: dict, repeat: dict[str, int]) -> str | None:
+    source, label = row.get("source"), row["label"]
+    for key in (f"{source}:{label}", source, label):
+        if key in repeat:
+            return key
+    return None
+
+
+def apply_repeat(rows: list[dict], repeat: dict[str, int]) -> list[dict]:
+    """Use each row repeat[key] times ('source:label', then 'source', then 'label'); the copies
+    follow the originals, and the trainer shuffles. Unmatched keys are an error (a typo must
+    not silently train on the wrong mix)."""
+    used = {_repeat_key(r, repeat) for r in rows}
+    unknown = sorted(set(repeat) - used)
+    if unknown:
+        raise DataError(f"data.repeat: no training rows match {unknown}")
+    out = list(rows)
+    for r in rows:
+        key = _repeat_key(r, repeat)
+        if key is not None:
+            out += [r] * (repeat[key] - 1)
+    return out
+
+
+def class_weights(train: list[dict], taxonomy: Taxonomy, cap: float = 10.0, power: float = 1.0) -> dict[str, float]:
+    """Inverse-frequency weights over fine labels (coarse rows count for none), capped, raised to
+    `power` (1: balanced; 0.5: the milder square root, which keeps more of the data's prior)."""
     counts = Counter(r["label"] for r in train if r["label"] in taxonomy.classes)
     present = [c for c in taxonomy.classes if counts[c]]
     if not present:
         return {c: 1.0 for c in taxonomy.classes}
     total = sum(counts[c] for c in present)
-    raw = {c: min(cap, total / (len(present) * counts[c])) if counts[c] else 1.0 for c in taxonomy.classes}
+    raw = {c: min(cap, total / (len(present) * counts[c])) ** power if counts[c] else 1.0 for c in taxonomy.classes}
     return raw

@@ -127,7 +127,8 @@ def train(cfg: TrainConfig) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(base, do_lower_case=True)
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=len(taxonomy.classes), id2label=taxonomy.id2label, label2id=taxonomy.label2id)
-    weights = class_weights(splits["train"], taxonomy) if cfg.class_weights == "balanced" else {}
+    power = {"balanced": 1.0, "sqrt": 0.5}.get(cfg.class_weights)
+    weights = class_weights(splits["train"], taxonomy, power=power) if power else {}
     train_ds = build_dataset(splits["train"], tokenizer, taxonomy, cfg.max_length, weights, cfg.augment, cfg.seed)
 
     steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)

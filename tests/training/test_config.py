@@ -11,7 +11,7 @@ def test_defaults_and_yaml_override(tmp_path):
 
 
 def test_repo_configs_load():
-    for name in ("configs/default.yaml",):
+    for name in ("configs/default.yaml", "configs/sms.yaml", "configs/chat.yaml"):
         load_config(name)
 
 
@@ -21,6 +21,8 @@ def test_repo_configs_load():
     ({"max_length": "long"}, "expected int"),
     ({"max_length": 4}, "max_length"),
     ({"class_weights": "auto"}, "class_weights"),
+    ({"data.repeat": {"telecom_fraud_texts": 0}}, "repeat"),
+    ({"data.repeat": {"telecom_fraud_texts": 1.5}}, "repeat"),
     ({"data.synthetic_n": 0}, "no data"),
     ({"learning_rate": 5}, "learning_rate"),
 ])

@@ -5,7 +5,8 @@
 
 IN and OUT are CSV, TSV, JSONL or Parquet (by extension). OUT keeps every input column and
 row, in order, and adds `label`, `category`, `score`, `fraud_score`, `spam_score`, `action`
-and `error` (empty unless that row could not be scored: empty text, a non-string, invalid
+(thresholds, then the policy's block-list of domains and phone numbers, as in the service; the
+allow-list needs a sender id, which a table does not carry) and `error` (empty unless that row could not be scored: empty text, a non-string, invalid
 UTF-8, an unparseable JSONL line, broken CSV quoting — such a row keeps its raw line in the text
 column). The text column is `text` unless `--text-column` says otherwise; if it is missing the
 command fails before any work. The input is read in chunks and memory stays flat whatever its
@@ -63,6 +64,12 @@ def score_frame(predictor: Predictor, frame: pd.DataFrame, text_column: str) -> 
     results = [dict.fromkeys(RESULT_FIELDS) for _ in range(len(frame))]
     for i, r in zip(positions, predictor.classify(to_score, with_scores=False)):
         results[i] = r
+    policy = predictor.policy
+    if policy.block_domains or policy.block_phones:  # the service's block-list rule, so both give one action
+        for i, text in zip(positions, to_score):
+            hit = None if results[i]["error"] else policy.listed(text)
+            if hit is not None:
+                results[i]["action"] = hit[0]
     for i, message in pre_errors.items():
         results[i]["error"] = message
     out = frame.drop(columns=[ROW_ERROR], errors="ignore").copy()

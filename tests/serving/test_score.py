@@ -73,3 +73,25 @@ def test_bad_jsonl_lines_are_kept(tiny_serving, tmp_path):
     assert len(rows) == 4
     assert rows[0]["error"] == "" and "string" in rows[1]["error"] and "invalid JSON" in rows[2]["error"]
     assert rows[3]["error"]
+
+
+def test_block_list_applies_in_batch_as_in_the_service(tiny_serving, tmp_path):
+    import shutil
+
+    import yaml
+
+    model = tmp_path / "serving"
+    shutil.copytree(tiny_serving, model)
+    policy = yaml.safe_load((model / "policy.yaml").read_text(encoding="utf-8"))
+    policy["blocklist"] = {"domains": ["etc-renz.cn"], "phones": ["4008123456"]}
+    (model / "policy.yaml").write_text(yaml.safe_dump(policy), encoding="utf-8")
+    texts = ["您好，明天下午三点开会", "ETC认证失效，请登录 https://www.etc-renz.cn/a 重新认证",
+             "退款请致电 400-812-3456", "", "【顺丰】快递已到驿站，取件码 1234"]
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    pd.DataFrame({"text": texts}).to_csv(src, index=False)
+    assert score_main(["--model", str(model), "--input", str(src), "--output", str(dst), "--quiet"]) == 0
+    out = read_table(dst)
+    expected = Predictor(model).classify(texts)
+    assert out["action"].fillna("").tolist()[1:3] == ["block", "block"]
+    assert [out["action"][i] for i in (0, 4)] == [expected[i]["action"] for i in (0, 4)], "thresholds decide the rest"
+    assert out["error"].fillna("").tolist()[3] == "empty text" and out["action"].fillna("").tolist()[3] == ""

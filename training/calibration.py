@@ -48,12 +48,32 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(ece), table
 
 
-def block_threshold(fraud_score: np.ndarray, legit: np.ndarray, max_fpr: float = 0.001, floor: float = 0.5) -> float:
-    """Smallest threshold (>= floor) that blocks at most `max_fpr` of legitimate rows."""
+def allowed_false_blocks(n: int, max_fpr: float, confidence: float = 0.95) -> int:
+    """The most false blocks among `n` legitimate validation rows that still keep the false-block
+    rate at most `max_fpr` with `confidence` (one-sided Clopper-Pearson upper bound); -1 when even
+    zero cannot show it (too few rows). confidence 0: the point estimate floor(max_fpr * n)."""
+    if n <= 0:
+        return -1
+    if confidence <= 0:
+        return int(np.floor(max_fpr * n))
+    from scipy.stats import beta
+
+    k = int(np.floor(max_fpr * n))
+    while k >= 0 and beta.ppf(confidence, k + 1, n - k) > max_fpr:
+        k -= 1
+    return k
+
+
+def block_threshold(fraud_score: np.ndarray, legit: np.ndarray, max_fpr: float = 0.001, floor: float = 0.5,
+                    confidence: float = 0.95) -> float:
+    """Smallest threshold (>= floor) whose false-block rate on legitimate messages is at most
+    `max_fpr` with `confidence`, judged from these (validation) rows. The point estimate
+    (confidence 0) lands above max_fpr on new data about half the time; the bound keeps a margin
+    for the sampling noise of the few highest-scoring legitimate rows that decide it."""
     scores = np.sort(fraud_score[legit])[::-1]
     if not len(scores):
         return max(floor, 0.9)
-    allowed_blocks = int(np.floor(max_fpr * len(scores)))
+    allowed_blocks = max(0, allowed_false_blocks(len(scores), max_fpr, confidence))  # -1: block none seen
     # Blocking is `score >= t`: t must exceed the (allowed_blocks+1)-th highest legit score.
     t = float(np.nextafter(scores[allowed_blocks], 1.0)) if allowed_blocks < len(scores) else floor
     return float(min(max(t, floor), 0.999999))

@@ -142,6 +142,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, help="report folder, or a .json path (default: MODEL/eval)")
     parser.add_argument("--max-rows", type=int, default=0, help="sample at most this many test/validation rows")
     parser.add_argument("--max-fpr", type=float, default=0.001, help="false-block budget for the block threshold")
+    parser.add_argument("--fpr-confidence", type=float, default=0.95,
+                        help="the block threshold keeps false blocks <= --max-fpr with this confidence "
+                             "(Clopper-Pearson bound on validation; 0: point estimate)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF + LR baseline")
     parser.add_argument("--obfuscate", action="store_true", help="also measure recall on disguised fraud")
     parser.add_argument("--ablate-normalization", action="store_true",
@@ -170,8 +173,9 @@ def main(argv=None) -> int:
         temperature = fit_temperature(val_logits, allowed)
         legit = label_kinds([r["label"] for r in val], taxonomy)[1]
         fraud_val = category_scores(softmax(val_logits / temperature), taxonomy)["fraud"]
-        calibration = {"temperature": temperature, "block_threshold": block_threshold(fraud_val, legit, args.max_fpr),
-                       "max_fpr": args.max_fpr, "validation_rows": len(val), "data": str(args.data)}
+        calibration = {"temperature": temperature, "block_threshold": block_threshold(fraud_val, legit, args.max_fpr,
+                                                                                     confidence=args.fpr_confidence),
+                       "max_fpr": args.max_fpr, "fpr_confidence": args.fpr_confidence, "validation_rows": len(val), "data": str(args.data)}
         calibration_path.write_text(json.dumps(calibration, indent=2), encoding="utf-8")
     temperature = calibration.get("temperature", 1.0)
     threshold = calibration.get("block_threshold", 0.9)
@@ -198,7 +202,8 @@ def main(argv=None) -> int:
         b_threshold = threshold
         if val:
             legit = label_kinds([r["label"] for r in val], taxonomy)[1]
-            b_threshold = block_threshold(category_scores(b_val, taxonomy)["fraud"], legit, args.max_fpr)
+            b_threshold = block_threshold(category_scores(b_val, taxonomy)["fraud"], legit, args.max_fpr,
+                                          confidence=args.fpr_confidence)
         reports["baseline"] = scorecard(b_test, test, taxonomy, b_threshold)
         curves["baseline"] = (category_scores(b_test, taxonomy)["fraud"], curves["model"][1])
     if args.obfuscate:

@@ -67,6 +67,8 @@ class TrainConfig:
     warmup_ratio: float = _help("fraction of steps spent warming up", 0.06)
     class_weights: str = _help("'balanced' (inverse class frequency, capped), 'sqrt' (inverse square root "
                                "of it: milder, keeps more of the true prior) or 'none'", "balanced")
+    prior_correction: bool = _help("after training with class weights, subtract log(weight) from the classifier "
+                                   "bias so predictions follow the data's prior again (training/prior.py)", True)
     seed: int = _help("seed for initialization, shuffling and data", 0)
     threads: int = _help("torch CPU threads (0: all cores)", 0)
     augment: dict = _help("obfuscation kind -> probability applied on the fly to fraud/spam training texts "
@@ -113,7 +115,7 @@ def _build(cls, raw: dict, where: str):
         expected = hints[key]
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if expected in (int, float, str, list, dict) and not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        if expected in (int, float, str, list, dict, bool) and not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ConfigError(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
         values[key] = value
     return cls(**values)

@@ -161,6 +161,12 @@ def train(cfg: TrainConfig) -> Path:
     train_seconds = time.time() - started
 
     model.eval()
+    if weights and cfg.prior_correction:  # the weights' prior shift comes out of the bias (training/prior.py)
+        from training.prior import correct_model, log_weights, record
+
+        shift = log_weights(weights, taxonomy.classes)
+        correct_model(model, shift)
+        record(out, shift, taxonomy.classes, cfg.class_weights)
     model.save_pretrained(out)  # safetensors
     tokenizer.save_pretrained(out)
     save_config(cfg, out / "train_config.yaml")

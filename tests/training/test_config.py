@@ -25,6 +25,7 @@ def test_repo_configs_load():
     ({"data.repeat": {"telecom_fraud_texts": 1.5}}, "repeat"),
     ({"data.synthetic_n": 0}, "no data"),
     ({"learning_rate": 5}, "learning_rate"),
+    ({"prior_correction": "yes"}, "expected bool"),
 ])
 def test_invalid_configs_fail_clearly(overrides, message):
     with pytest.raises(ConfigError, match=message):

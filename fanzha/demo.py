@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -57,8 +58,10 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 3000)))
     parser.add_argument("--retrain", action="store_true", help="train again even if the demo model exists")
     parser.add_argument("--no-wait", action="store_true", help="stop the server after the examples (for scripts)")
+    parser.add_argument("--root", type=Path, default=REPO / "artifacts" / "demo",
+                        help="where the demo's corpus, model and serving artifact live")
     args = parser.parse_args(argv)
-    root = REPO / "artifacts" / "demo"
+    root = args.root.resolve()
     model, serving, corpus = root / "model", root / "serving", root / "corpus"
     if args.retrain or not (serving / "fanzha.json").is_file():
         run("corpus", ["corpus", "--out", str(corpus), "--n", "8000"])
@@ -71,6 +74,9 @@ def main(argv=None) -> int:
           f"\nevaluation report: {root / 'eval' / 'report.html'}")
 
     base = f"http://127.0.0.1:{args.port}"
+    # The server runs in its own session (a terminal's Ctrl-C reaches only us): a SIGTERM (kill,
+    # timeout, a supervisor) must also unwind through `finally`, or the server would be orphaned.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     server = subprocess.Popen([sys.executable, "-m", "fanzha", "serve", "--model", str(serving), "--port", str(args.port)],
                               cwd=REPO, start_new_session=True)
     try:

@@ -6,14 +6,15 @@
 IN and OUT are CSV, TSV, JSONL or Parquet (by extension). OUT keeps every input column and
 row, in order, and adds `label`, `category`, `score`, `fraud_score`, `spam_score`, `action`
 (thresholds, then the policy's block-list of domains and phone numbers, as in the service; the
-allow-list needs a sender id, which a table does not carry) and `error` (empty unless that row could not be scored: empty text, a non-string, invalid
-UTF-8, an unparseable JSONL line, broken CSV quoting — such a row keeps its raw line in the text
-column). The text column is `text` unless `--text-column` says otherwise; if it is missing the
-command fails before any work. The input is read in chunks and memory stays flat whatever its
-size; `--workers N` scores chunks in N processes (each with its own predictor and cores/N
-intra-op threads), written in input order. OUT appears only when complete: until then it is a
-partial file with a checkpoint beside it (serving/checkpoint.py), and `--resume` continues an
-interrupted run — even one killed with SIGKILL — to the same file an uninterrupted run writes.
+allow-list needs a sender id, which a table does not carry) and `error` (empty unless that row
+could not be scored: empty text, a non-string, invalid UTF-8, an unparseable JSONL line, broken
+CSV quoting — such a row keeps its raw line in the text column). The text column is `text`
+unless `--text-column` says otherwise; if it is missing the command fails before any work. The
+input is read in chunks and memory stays flat whatever its size; `--workers N` scores chunks in
+N processes (each with its own predictor and cores/N intra-op threads), written in input order.
+OUT appears only when complete: until then it is a partial file with a checkpoint beside it
+(serving/checkpoint.py), and `--resume` continues an interrupted run — even one killed with
+SIGKILL — to the same file an uninterrupted run writes.
 The last line printed is a JSON summary: rows in and out, errors, counts per action and category.
 """
 from __future__ import annotations

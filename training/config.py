@@ -15,8 +15,9 @@ from pathlib import Path
 
 import yaml
 
+from training.examples import WEIGHT_POWERS
 
-CLASS_WEIGHTS = ("balanced", "sqrt", "none")
+CLASS_WEIGHTS = (*WEIGHT_POWERS, "none")
 
 
 class ConfigError(ValueError):

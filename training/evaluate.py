@@ -173,9 +173,9 @@ def main(argv=None) -> int:
         temperature = fit_temperature(val_logits, allowed)
         legit = label_kinds([r["label"] for r in val], taxonomy)[1]
         fraud_val = category_scores(softmax(val_logits / temperature), taxonomy)["fraud"]
-        calibration = {"temperature": temperature, "block_threshold": block_threshold(fraud_val, legit, args.max_fpr,
-                                                                                     confidence=args.fpr_confidence),
-                       "max_fpr": args.max_fpr, "fpr_confidence": args.fpr_confidence, "validation_rows": len(val), "data": str(args.data)}
+        threshold = block_threshold(fraud_val, legit, args.max_fpr, confidence=args.fpr_confidence)
+        calibration = {"temperature": temperature, "block_threshold": threshold, "max_fpr": args.max_fpr,
+                       "fpr_confidence": args.fpr_confidence, "validation_rows": len(val), "data": str(args.data)}
         calibration_path.write_text(json.dumps(calibration, indent=2), encoding="utf-8")
     temperature = calibration.get("temperature", 1.0)
     threshold = calibration.get("block_threshold", 0.9)

@@ -123,25 +123,38 @@ def apply_repeat(rows: list[dict], repeat: dict[str, int]) -> list[dict]:
     """Use each row repeat[key] times ('source:label', then 'source', then 'label'); the copies
     follow the originals, and the trainer shuffles. Unmatched keys are an error (a typo must
     not silently train on the wrong mix)."""
-    used = {_repeat_key(r, repeat) for r in rows}
-    unknown = sorted(set(repeat) - used)
+    keys = [_repeat_key(r, repeat) for r in rows]
+    unknown = sorted(set(repeat) - set(keys))
     if unknown:
         raise DataError(f"data.repeat: no training rows match {unknown}")
     out = list(rows)
-    for r in rows:
-        key = _repeat_key(r, repeat)
+    for r, key in zip(rows, keys):
         if key is not None:
             out += [r] * (repeat[key] - 1)
     return out
 
 
-def class_weights(train: list[dict], taxonomy: Taxonomy, cap: float = 10.0, power: float = 1.0) -> dict[str, float]:
-    """Inverse-frequency weights over fine labels (coarse rows count for none), capped, raised to
+WEIGHT_POWERS = {"balanced": 1.0, "sqrt": 0.5}  # config `class_weights` -> power; 'none' has no weights
+
+
+def inverse_frequency(counts: dict[str, int], taxonomy: Taxonomy, cap: float = 10.0, power: float = 1.0) -> dict[str, float]:
+    """Inverse-frequency weights over fine labels (coarse labels count for none), capped, raised to
     `power` (1: balanced; 0.5: the milder square root, which keeps more of the data's prior)."""
-    counts = Counter(r["label"] for r in train if r["label"] in taxonomy.classes)
-    present = [c for c in taxonomy.classes if counts[c]]
+    present = [c for c in taxonomy.classes if counts.get(c)]
     if not present:
         return {c: 1.0 for c in taxonomy.classes}
     total = sum(counts[c] for c in present)
-    raw = {c: min(cap, total / (len(present) * counts[c])) ** power if counts[c] else 1.0 for c in taxonomy.classes}
-    return raw
+    return {c: min(cap, total / (len(present) * counts[c])) ** power if counts.get(c) else 1.0
+            for c in taxonomy.classes}
+
+
+def class_weights(train: list[dict], taxonomy: Taxonomy, cap: float = 10.0, power: float = 1.0) -> dict[str, float]:
+    """`inverse_frequency` of these training rows' labels."""
+    return inverse_frequency(Counter(r["label"] for r in train), taxonomy, cap, power)
+
+
+def weights_from_counts(counts: dict[str, int], taxonomy: Taxonomy, scheme: str) -> dict[str, float]:
+    """The weights of a config `class_weights` scheme from training label counts (as in
+    data_manifest.json); {} for 'none'."""
+    power = WEIGHT_POWERS.get(scheme)
+    return inverse_frequency(counts, taxonomy, power=power) if power else {}

@@ -21,9 +21,7 @@ from pathlib import Path
 import yaml
 
 from data.taxonomy import load_taxonomy
-from training.examples import class_weights
-
-POWERS = {"balanced": 1.0, "sqrt": 0.5}
+from training.examples import weights_from_counts
 HEAD_BIASES = ("classifier.bias", "classifier.out_proj.bias")  # BERT-style heads; RoBERTa-style heads
 
 
@@ -38,18 +36,10 @@ def correct_model(model, shift: list[float]) -> None:
     """Subtract `shift` from a loaded sequence-classification model's output bias, in place."""
     import torch
 
-    bias = dict(model.named_parameters())[head_bias_key(dict(model.named_parameters()))]
+    params = dict(model.named_parameters())
+    bias = params[head_bias_key(params)]
     with torch.no_grad():
         bias -= torch.tensor(shift, dtype=bias.dtype)
-
-
-def weights_from_counts(counts: dict[str, int], taxonomy, scheme: str) -> dict[str, float]:
-    """The class weights training used, from its training label counts (data_manifest.json)."""
-    power = POWERS.get(scheme)
-    if power is None:
-        return {}
-    rows = [{"label": label} for label, n in counts.items() for _ in range(n)]
-    return class_weights(rows, taxonomy, power=power)
 
 
 def log_weights(weights: dict[str, float], classes: list[str]) -> list[float]:

@@ -31,7 +31,7 @@ from data.encoding import encode_ids, prepare
 from data.taxonomy import load_taxonomy
 from training.base_model import resolve
 from training.config import TrainConfig, load_config, save_config
-from training.examples import class_weights, load_splits
+from training.examples import load_splits, weights_from_counts
 
 
 def set_seed(seed: int) -> None:
@@ -127,8 +127,7 @@ def train(cfg: TrainConfig) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(base, do_lower_case=True)
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=len(taxonomy.classes), id2label=taxonomy.id2label, label2id=taxonomy.label2id)
-    power = {"balanced": 1.0, "sqrt": 0.5}.get(cfg.class_weights)
-    weights = class_weights(splits["train"], taxonomy, power=power) if power else {}
+    weights = weights_from_counts(manifest["labels"]["train"], taxonomy, cfg.class_weights)
     train_ds = build_dataset(splits["train"], tokenizer, taxonomy, cfg.max_length, weights, cfg.augment, cfg.seed)
 
     steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)

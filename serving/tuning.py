@@ -33,8 +33,6 @@ CORES = cpu_cores()
 # Largest batch the service's batcher hands to the model. Under load the batch grows by itself
 # with the requests that arrived during the previous one.
 MAX_BATCH_SIZE = _int("FANZHA_MAX_BATCH_SIZE", 64)
-# For BentoML's own dispatcher (batchable=True) only: how long a request may wait for company.
-MAX_LATENCY_MS = _int("FANZHA_MAX_LATENCY_MS", 20)
 # Server processes, each with its own model copy and batch loop.
 WORKERS = _int("FANZHA_WORKERS", 1)
 # ONNX Runtime intra-op threads per worker (0: the cores this process may use, split among workers).
@@ -47,7 +45,7 @@ VARIANT = os.environ.get("FANZHA_VARIANT", "").strip() or None
 
 
 def settings() -> dict:
-    return {"cores": CORES, "max_batch_size": MAX_BATCH_SIZE, "max_latency_ms": MAX_LATENCY_MS, "workers": WORKERS,
+    return {"cores": CORES, "max_batch_size": MAX_BATCH_SIZE, "workers": WORKERS,
             "threads": THREADS, "spin": SPIN, "variant": VARIANT}
 
 

@@ -60,7 +60,8 @@ class _Conn:
         self.reader = self.writer = None
 
 
-async def _load(url: str, payloads: list[bytes], concurrency: int, seconds: float, requests: int, warmup: int) -> dict:
+async def _load(url: str, payloads: list[bytes], concurrency: int, seconds: float, requests: int, warmup: int,
+                start: "_Start | None" = None) -> dict:
     parts = urlsplit(url)
     if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(f"{url}: the load generator only targets loopback")
@@ -91,6 +92,8 @@ async def _load(url: str, payloads: list[bytes], concurrency: int, seconds: floa
 
     # every connection warms up first (TCP setup, first-call allocations), then all start together
     await asyncio.gather(*(warm(c) for c in conns))
+    if start is not None:  # loads run together start together
+        await start.wait()
     begin = time.perf_counter()
     await asyncio.gather(*(worker(c, begin + seconds) for c in conns))
     elapsed = time.perf_counter() - begin
@@ -109,6 +112,31 @@ def run(url: str, payloads: list[bytes], concurrency: int, seconds: float = 10.0
         warmup: int = 3) -> dict:
     """Closed-loop load at `concurrency`; p50/p99 latency (ms), throughput (ok answers/s), errors."""
     return asyncio.run(_load(url, payloads, concurrency, seconds, requests, warmup))
+
+
+class _Start:
+    """All parties wait until every one has arrived (asyncio.Barrier is Python 3.11+)."""
+
+    def __init__(self, parties: int):
+        self.left, self.event = parties, asyncio.Event()
+
+    async def wait(self) -> None:
+        self.left -= 1
+        if self.left <= 0:
+            self.event.set()
+        await self.event.wait()
+
+
+def run_together(loads: list[tuple[str, list[bytes], int]], seconds: float = 10.0, requests: int = 100_000,
+                 warmup: int = 3) -> list[dict]:
+    """Several closed loops at once, e.g. SMS on /classify while conversations hit /chat:
+    (url, payloads, concurrency) each; one result per load, as `run` gives."""
+    async def together():
+        start = _Start(len(loads))
+        return await asyncio.gather(*(_load(url, payloads, c, seconds, requests, warmup, start)
+                                      for url, payloads, c in loads))
+
+    return list(asyncio.run(together()))
 
 
 def main(argv=None) -> int:

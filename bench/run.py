@@ -7,7 +7,9 @@ service under load, and the transformers-pipeline peer under the same load.
 Messages: `data.synth.generate` (a realistic SMS length mix), the same for every part. Parts:
 engines (bench/engines.py), the BentoML service started as a subprocess (`bentoml serve`, the
 settings of serving/tuning.py plus --service-env) and the peer (bench/peer_service.py), both
-under bench/load.py at each --levels concurrency (one SMS per request), text normalization
+under bench/load.py at each --levels concurrency (one SMS per request), /chat (8-turn
+conversations at each --chat-levels concurrency, and SMS latency with and without a /chat load
+beside it: /chat does not go through the SMS batcher), text normalization
 µs/message (`data.normalize.benchmark`) and, where bench/score_bench.py exists, its batch-scoring
 run. Writes OUT/results.json and OUT/results.md and prints the table with the ratios the product
 brief sets targets for. The machine's load average before and after is part of the record: on
@@ -23,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-PARTS = ("engines", "service", "peer", "normalize", "score")
+PARTS = ("engines", "service", "chat", "peer", "normalize", "score")
 TARGETS = {"http_p50_ms": 5.0, "http_p99_ms": 15.0, "service_vs_ort": 0.8, "service_vs_peer": 5.0}
 
 
@@ -66,6 +68,40 @@ def http(kind: str, start, url_path: str, payloads, levels, seconds: float, requ
     return {"levels": rows, "variant": info.get("variant"), "batching": info.get("batching")}
 
 
+CHAT_TURNS = 8  # turns per /chat request: a conversation so far, every prefix scored
+
+
+def chat_bodies(texts: list[str], turns: int = CHAT_TURNS) -> list[bytes]:
+    """/chat requests: `turns` consecutive messages as a two-party conversation."""
+    return [json.dumps({"turns": [{"speaker": j % 2, "text": t} for j, t in enumerate(texts[i:i + turns])]},
+                       ensure_ascii=False).encode() for i in range(0, len(texts) - turns + 1, turns)]
+
+
+def chat(start, sms_payloads, chat_payloads, levels, sms_concurrency: int, seconds: float, requests: int, log) -> dict:
+    """/chat alone at each level, then SMS on /classify alone and while /chat is loaded: /chat
+    runs the model in the request's own thread, beside the SMS batcher, so what a chat load does
+    to SMS latency is the figure to watch."""
+    from bench import load
+
+    out: dict = {"turns_per_request": CHAT_TURNS, "levels": []}
+    with start() as base:
+        for c in levels:
+            row = load.run(base + "/chat", chat_payloads, c, seconds, requests)
+            out["levels"].append(row)
+            log(f"[bench] chat    concurrency {c:3d}: p50 {row['p50_ms']:7.2f} ms p99 {row['p99_ms']:7.2f} ms "
+                f"{row['throughput_rps']:7.1f} conv/s errors {row['errors']}")
+        alone = load.run(base + "/classify", sms_payloads, sms_concurrency, seconds, requests)
+        background = max(1, sms_concurrency // 4)
+        mixed, chats = load.run_together([(base + "/classify", sms_payloads, sms_concurrency),
+                                          (base + "/chat", chat_payloads, background)], seconds, requests)
+    out["sms_alone"], out["sms_with_chat"], out["chat_background"] = alone, mixed, chats
+    log(f"[bench] sms c={sms_concurrency} alone: p50 {alone['p50_ms']:.2f} p99 {alone['p99_ms']:.2f} ms "
+        f"{alone['throughput_rps']:.1f} req/s; with /chat c={background} beside it: p50 {mixed['p50_ms']:.2f} "
+        f"p99 {mixed['p99_ms']:.2f} ms {mixed['throughput_rps']:.1f} req/s (chat {chats['throughput_rps']:.1f} conv/s, "
+        f"errors {mixed['errors']} + {chats['errors']})")
+    return out
+
+
 def ratios(r: dict) -> dict:
     out = {}
     service, peer, engines = r.get("service"), r.get("peer"), r.get("engines", {})
@@ -80,6 +116,9 @@ def ratios(r: dict) -> dict:
         raw = max(engine["batch32_msg_per_s"], engine["batch64_msg_per_s"])
         out["service_vs_ort"] = round(best(service) / raw, 2)
         out["service_vs_ort_engine"] = f"ort-{short} (the served variant), best of batch 32/64: {raw} msg/s"
+    mixed = r.get("chat")
+    if mixed and mixed["sms_alone"]["p99_ms"]:
+        out["sms_p99_with_chat_vs_alone"] = round(mixed["sms_with_chat"]["p99_ms"] / mixed["sms_alone"]["p99_ms"], 2)
     if "ort-int8" in engines and "ort-fp32" in engines:
         i8, f32 = engines["ort-int8"], engines["ort-fp32"]
         out["int8_vs_fp32_batch32_throughput"] = round(i8["batch32_msg_per_s"] / f32["batch32_msg_per_s"], 2)
@@ -112,6 +151,16 @@ def markdown(r: dict) -> str:
             lines += [f"| {x['concurrency']} | {x['p50_ms']} | {x['p99_ms']} | {x['throughput_rps']} | {x['errors']} |"
                       for x in r[kind]["levels"]]
             lines.append("")
+    if r.get("chat"):
+        c = r["chat"]
+        lines += [f"**/chat** ({c['turns_per_request']} turns per request, every prefix scored)", "",
+                  "| load | p50 ms | p99 ms | req/s | errors |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| /chat alone, concurrency {x['concurrency']} | {x['p50_ms']} | {x['p99_ms']} | {x['throughput_rps']} | {x['errors']} |"
+                  for x in c["levels"]]
+        for name, x in (("/classify alone", c["sms_alone"]), ("/classify with /chat beside it", c["sms_with_chat"]),
+                        ("/chat beside /classify", c["chat_background"])):
+            lines.append(f"| {name}, concurrency {x['concurrency']} | {x['p50_ms']} | {x['p99_ms']} | {x['throughput_rps']} | {x['errors']} |")
+        lines.append("")
     if r.get("normalize_us_per_message") is not None:
         lines += [f"Normalization: {r['normalize_us_per_message']:.1f} µs/message.", ""]
     if r.get("score"):
@@ -129,6 +178,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     parser.add_argument("--quick", action="store_true", help="tiny counts: checks that everything runs, measures nothing")
     parser.add_argument("--levels", default="1,8,32,64", help="HTTP concurrency levels")
+    parser.add_argument("--chat-levels", default="1,8", help="/chat concurrency levels (the chat part)")
     parser.add_argument("--seconds", type=float, help="per HTTP level (default 10, quick 0.5)")
     parser.add_argument("--skip", default="", help=f"comma-separated parts to skip: {','.join(PARTS)}")
     parser.add_argument("--service-env", action="append", default=[], metavar="KEY=VALUE",
@@ -170,6 +220,9 @@ def main(argv=None) -> int:
         results["service"] = http("service", lambda: servers.fanzha_service(serving, env), "/classify", payloads,
                                   levels, seconds, requests, log)
         results["service"]["env"] = env
+    if "chat" not in skip:
+        results["chat"] = chat(lambda: servers.fanzha_service(serving, env), payloads, chat_bodies(texts),
+                               [int(x) for x in args.chat_levels.split(",")], 8, seconds, requests, log)
     if "peer" not in skip:
         results["peer"] = http("peer", lambda: servers.peer_service(args.model, max_length), "/classify", payloads,
                                levels, seconds, requests, log)

@@ -1,5 +1,6 @@
 """`make bench` runs end to end on the tiny model (a check that it works, not a measurement):
-engines, the real BentoML service and the FastAPI + pipeline peer under the HTTP load generator,
+engines, the real BentoML service (/classify, and /chat alone and beside SMS) and the FastAPI +
+pipeline peer under the HTTP load generator,
 normalization and batch scoring, written as JSON and Markdown with the ratios."""
 import json
 import subprocess
@@ -11,7 +12,7 @@ from tests.conftest import REPO
 def test_bench_quick_runs_every_part_and_writes_ratios(tiny_model, tiny_serving, tmp_path):
     out = tmp_path / "bench"
     run = subprocess.run([sys.executable, "-m", "bench.run", "--model", str(tiny_model), "--serving", str(tiny_serving),
-                          "--out", str(out), "--quick", "--levels", "1,4"],
+                          "--out", str(out), "--quick", "--levels", "1,4", "--chat-levels", "1,2"],
                          cwd=REPO, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
@@ -20,8 +21,13 @@ def test_bench_quick_runs_every_part_and_writes_ratios(tiny_model, tiny_serving,
         levels = results[kind]["levels"]
         assert [x["concurrency"] for x in levels] == [1, 4]
         assert all(x["requests"] > 0 and x["errors"] == 0 for x in levels), levels
+    chat = results["chat"]  # /chat alone at each level, and SMS with a /chat load beside it
+    assert [x["concurrency"] for x in chat["levels"]] == [1, 2]
+    for x in chat["levels"] + [chat["sms_alone"], chat["sms_with_chat"], chat["chat_background"]]:
+        assert x["requests"] > 0 and x["errors"] == 0, chat
+    assert results["ratios"]["sms_p99_with_chat_vs_alone"] > 0
     assert results["normalize_us_per_message"] > 0
     ratios = results["ratios"]
     assert ratios["service_vs_peer"] > 0 and ratios["service_vs_ort"] > 0 and ratios["int8_vs_fp32_batch32_throughput"] > 0
     table = (out / "results.md").read_text(encoding="utf-8")
-    assert "| ort-int8 |" in table and "service_vs_peer" in table
+    assert "| ort-int8 |" in table and "service_vs_peer" in table and "/classify with /chat beside it" in table

@@ -148,11 +148,6 @@ def inverse_frequency(counts: dict[str, int], taxonomy: Taxonomy, cap: float = 1
             for c in taxonomy.classes}
 
 
-def class_weights(train: list[dict], taxonomy: Taxonomy, cap: float = 10.0, power: float = 1.0) -> dict[str, float]:
-    """`inverse_frequency` of these training rows' labels."""
-    return inverse_frequency(Counter(r["label"] for r in train), taxonomy, cap, power)
-
-
 def weights_from_counts(counts: dict[str, int], taxonomy: Taxonomy, scheme: str) -> dict[str, float]:
     """The weights of a config `class_weights` scheme from training label counts (as in
     data_manifest.json); {} for 'none'."""

@@ -1,8 +1,10 @@
 """Training-mix controls: caps, repeats and class weights."""
+from collections import Counter
+
 import pytest
 
 from data.taxonomy import load_taxonomy
-from training.examples import DataError, apply_caps, apply_repeat, class_weights
+from training.examples import DataError, apply_caps, apply_repeat, weights_from_counts
 
 
 def _rows():
@@ -32,8 +34,9 @@ def test_caps_then_weights():
     taxonomy = load_taxonomy("configs/taxonomy.yaml")
     rows = apply_caps(_rows(), {"spam80w:normal": 40}, seed=0)
     assert sum(r["label"] == "normal" for r in rows) == 40
-    balanced = class_weights(rows, taxonomy)
-    sqrt = class_weights(rows, taxonomy, power=0.5)
+    counts = Counter(r["label"] for r in rows)  # as the data manifest records them
+    balanced = weights_from_counts(counts, taxonomy, "balanced")
+    sqrt = weights_from_counts(counts, taxonomy, "sqrt")
     # fine labels only: 40 normal, 10 loan -> balanced 50/(2*40)=0.625 and 50/(2*10)=2.5
     assert balanced["normal"] == pytest.approx(0.625) and balanced["fraud.loan"] == pytest.approx(2.5)
     assert sqrt["normal"] == pytest.approx(0.625 ** 0.5) and sqrt["fraud.loan"] == pytest.approx(2.5 ** 0.5)

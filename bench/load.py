@@ -61,7 +61,7 @@ class _Conn:
 
 
 async def _load(url: str, payloads: list[bytes], concurrency: int, seconds: float, requests: int, warmup: int,
-                start: "_Start | None" = None) -> dict:
+                start: "_Start") -> dict:
     parts = urlsplit(url)
     if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(f"{url}: the load generator only targets loopback")
@@ -92,8 +92,7 @@ async def _load(url: str, payloads: list[bytes], concurrency: int, seconds: floa
 
     # every connection warms up first (TCP setup, first-call allocations), then all start together
     await asyncio.gather(*(warm(c) for c in conns))
-    if start is not None:  # loads run together start together
-        await start.wait()
+    await start.wait()  # loads run together start together
     begin = time.perf_counter()
     await asyncio.gather(*(worker(c, begin + seconds) for c in conns))
     elapsed = time.perf_counter() - begin
@@ -111,7 +110,7 @@ async def _load(url: str, payloads: list[bytes], concurrency: int, seconds: floa
 def run(url: str, payloads: list[bytes], concurrency: int, seconds: float = 10.0, requests: int = 100_000,
         warmup: int = 3) -> dict:
     """Closed-loop load at `concurrency`; p50/p99 latency (ms), throughput (ok answers/s), errors."""
-    return asyncio.run(_load(url, payloads, concurrency, seconds, requests, warmup))
+    return run_together([(url, payloads, concurrency)], seconds, requests, warmup)[0]
 
 
 class _Start:

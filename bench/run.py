@@ -171,6 +171,16 @@ def markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def concurrency_levels(parser, option: str, raw: str) -> list[int]:
+    try:
+        levels = [int(x) for x in raw.split(",")]
+    except ValueError:
+        levels = []
+    if not levels or min(levels) < 1:
+        parser.error(f"{option}: expected comma-separated positive integers, got {raw!r}")
+    return levels
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="model artifact (fanzha train)")
@@ -200,7 +210,8 @@ def main(argv=None) -> int:
     max_length = meta["max_length"]
     texts = [r["text"] for r in generate(128 if args.quick else 1000, seed=2024)]
     seconds = args.seconds or (0.5 if args.quick else 10.0)
-    levels = [int(x) for x in args.levels.split(",")]
+    levels = concurrency_levels(parser, "--levels", args.levels)
+    chat_levels = concurrency_levels(parser, "--chat-levels", args.chat_levels)
     requests = 200 if args.quick else 100_000
     payloads = load.bodies(texts)
     env = dict(kv.split("=", 1) for kv in args.service_env)
@@ -222,7 +233,7 @@ def main(argv=None) -> int:
         results["service"]["env"] = env
     if "chat" not in skip:
         results["chat"] = chat(lambda: servers.fanzha_service(serving, env), payloads, chat_bodies(texts),
-                               [int(x) for x in args.chat_levels.split(",")], 8, seconds, requests, log)
+                               chat_levels, 8, seconds, requests, log)
     if "peer" not in skip:
         results["peer"] = http("peer", lambda: servers.peer_service(args.model, max_length), "/classify", payloads,
                                levels, seconds, requests, log)

@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from training import report as html_report
-    from training.scorecard import scorecard
+    from training.scorecard import confident_errors, scorecard
 
     parser = argparse.ArgumentParser(prog="fanzha evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, help="model artifact folder (output of fanzha train)")
@@ -182,6 +182,7 @@ def main(argv=None) -> int:
     probs = softmax(test_logits / temperature)
     reports = {"model": scorecard(probs, test, taxonomy, threshold)}
     reports["model"]["calibration"] = calibration
+    reports["model"]["confident_errors"] = confident_errors(probs, test, taxonomy)
     labels = [r["label"] for r in test]
     fine = np.array([l in taxonomy.label2id for l in labels])
     raw_table = {}
@@ -192,7 +193,7 @@ def main(argv=None) -> int:
 
     curves = {"model": (category_scores(probs, taxonomy)["fraud"], label_kinds(labels, taxonomy)[0])}
     if folder and not args.no_baseline and (args.data / "train.jsonl").is_file():
-        from training.baseline import fit_predict
+        from training.baseline import fit_predict, per_dataset
 
         print("[fanzha] fitting the TF-IDF + LR baseline", flush=True)
         train_rows = load_rows(args.data / "train.jsonl")
@@ -206,6 +207,7 @@ def main(argv=None) -> int:
                                           confidence=args.fpr_confidence)
         reports["baseline"] = scorecard(b_test, test, taxonomy, b_threshold)
         curves["baseline"] = (category_scores(b_test, taxonomy)["fraud"], curves["model"][1])
+        reports["baseline"]["per_dataset"] = per_dataset(train_rows, test, taxonomy)
     if args.obfuscate:
         reports["model"]["robustness"] = robustness(logit_fn, test, taxonomy, threshold)
         if args.ablate_normalization:
@@ -231,6 +233,12 @@ def main(argv=None) -> int:
              ("Reliability", html_report.reliability_plot({"uncalibrated": raw_table, f"T={temperature:.2f}": reports["model"].get("reliability", {})} if raw_table else {})),
              ("Score histograms per category", html_report.histogram_plot(curves["model"][0], truth_cat, threshold))]
     extra = {}
+    if reports.get("baseline", {}).get("per_dataset"):
+        specialists = reports["baseline"]["per_dataset"]
+        extra["In-distribution targets: the model vs a baseline trained on that dataset alone (PRODUCT.md's bar)"] = \
+            html_report._table(["target", "model", "baseline, all data", "baseline, that dataset alone", "its training rows"],
+                               [[key, reports["model"].get(key), reports["baseline"].get(key), s.get(key), s["train_rows"]]
+                                for s in specialists.values() for key in s if key.endswith(("_macro_f1", "_accuracy"))])
     if reports["model"].get("robustness"):
         rob = reports["model"]["robustness"]
         plots.append(("Robustness", html_report.robustness_plot(rob)))
@@ -255,6 +263,11 @@ def main(argv=None) -> int:
             ["kind", "clean", "disguised", "retained", "blocked (disguised)", "example"],
             [[k, v["clean_recall"], v["obfuscated_recall"], v["retained"], v["obfuscated_block_recall"], v["example"]]
              for k, v in rob["kinds"].items()])
+    if reports["model"]["confident_errors"]:
+        extra["Most confident mistakes per source (read them: many are ambiguous labels)"] = html_report._table(
+            ["source", "label", "predicted", "probability", "text"],
+            [[source, e["label"], e["predicted"], e["probability"], e["text"]]
+             for source, errors in sorted(reports["model"]["confident_errors"].items()) for e in errors])
     html_path = json_path.with_suffix(".html")
     html_path.write_text(html_report.render(f"fanzha evaluation: {args.model} on {args.data}", reports, plots, extra),
                          encoding="utf-8")

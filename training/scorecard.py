@@ -27,6 +27,9 @@ def _macro_f1(truth: list[str], pred: list[str]) -> float:
     return float(np.mean(f1s)) if f1s else 0.0
 
 
+TARGET_SOURCES = ("telecom_fraud_texts", "spam80w")  # the datasets with a target of their own
+
+
 def dataset_targets(probs: np.ndarray, rows: list[dict], taxonomy: Taxonomy) -> dict:
     classes = taxonomy.classes
     pred = [classes[i] for i in probs.argmax(axis=1)]
@@ -72,4 +75,21 @@ def scorecard(probs: np.ndarray, rows: list[dict], taxonomy: Taxonomy, block_thr
         fraud = is_fraud[idx]
         entry["fraud_block_recall"] = float(blocked[idx][fraud].mean()) if fraud.any() else None
         out["per_source"][source] = entry
+    return out
+
+
+def confident_errors(probs: np.ndarray, rows: list[dict], taxonomy: Taxonomy, per_source: int = 8,
+                     max_chars: int = 160) -> dict[str, list[dict]]:
+    """The most confident mistakes of each source (top class not allowed by the label), for reading:
+    in these datasets many turn out to be label ambiguity rather than model error."""
+    allowed = np.array([taxonomy.allowed_mask(r["label"]) for r in rows], dtype=bool)
+    top = probs.argmax(axis=1)
+    wrong = ~allowed[np.arange(len(rows)), top]
+    out: dict[str, list[dict]] = {}
+    for i in sorted(np.flatnonzero(wrong), key=lambda i: -probs[i, top[i]]):
+        errors = out.setdefault(rows[i].get("source", "?"), [])
+        if len(errors) < per_source:
+            text = rows[i]["text"]
+            errors.append({"text": text if len(text) <= max_chars else text[:max_chars] + "…", "label": rows[i]["label"],
+                           "predicted": taxonomy.classes[top[i]], "probability": float(probs[i, top[i]])})
     return out

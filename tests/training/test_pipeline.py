@@ -108,6 +108,8 @@ def test_evaluate_corpus_folder_calibrates_and_compares_to_baseline(tiny_model, 
     assert model["block_threshold"] == cal["block_threshold"]
     assert {"roc_auc", "pr_auc", "recall_at_fpr_1pct"} <= set(model["fraud_vs_rest"])
     assert "ece" in model and "synthetic" in model["per_source"]
+    for e in model["confident_errors"].get("synthetic", []):  # mistakes only: the label does not allow the prediction
+        assert e["predicted"] not in load_taxonomy().allowed(e["label"])
     assert set(model["robustness"]["kinds"]) >= {"symbols", "traditional", "mixture"}
     assert set(model["robustness_basic_normalization"]["kinds"]) == set(model["robustness"]["kinds"])
     probe_rows = [json.loads(line) for line in open(REPO / "data/probes/ood_sms.jsonl", encoding="utf-8")]

@@ -112,9 +112,17 @@ def robustness_plot(robust: dict) -> str:
     return _png(fig)
 
 
+def _cell(value, max_chars: int = 160) -> str:
+    """Numbers right-aligned; text left-aligned and cut to max_chars (the JSON keeps it whole)."""
+    if isinstance(value, str):
+        text = value if len(value) <= max_chars else value[:max_chars] + "…"
+        return f'<td class="text">{html.escape(text)}</td>'
+    return f"<td>{_fmt(value)}</td>"
+
+
 def _table(header: list[str], rows: list[list]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -135,7 +143,7 @@ def render(title: str, reports: dict[str, dict], plots: list[tuple[str, str]], e
     figures = "".join(f"<h2>{html.escape(t)}</h2>{img}" for t, img in plots)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{background:#f0f0f0}}td:first-child{{text-align:left}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{background:#f0f0f0}}td:first-child,td.text{{text-align:left}}
 img{{max-width:100%}}</style></head><body><h1>{html.escape(title)}</h1>
 <h2>Headline</h2>{headline}<h2>Fraud vs rest</h2>{fvr}{extras}<h2>Per source</h2>{per_source}
 <h2>Per class ({html.escape(names[0])})</h2>{per_class}{figures}</body></html>"""

@@ -50,3 +50,10 @@ def test_report_renders_in_headless_chromium(tmp_path):
     dom = result.stdout
     assert "Headline" in dom and dom.count("<img") == 4 and "Per source" in dom
     assert shot.is_file() and shot.stat().st_size > 10_000, "the page rendered to a non-trivial screenshot"
+
+
+def test_table_cells_text_left_and_cut_numbers_formatted():
+    html = report._table(["text", "p", "none"], [["长" * 300, 0.51234, None], ["<b>", 3, 0.5]])
+    assert '<td class="text">' + "长" * 160 + "…</td>" in html  # long example texts are cut in the page
+    assert "<td>0.5123</td>" in html and "<td>–</td>" in html and "<td>3</td>" in html
+    assert '<td class="text">&lt;b&gt;</td>' in html  # escaped

@@ -1,5 +1,6 @@
 import pytest
 
+from tests.conftest import REPO
 from training.config import ConfigError, load_config
 
 
@@ -11,8 +12,11 @@ def test_defaults_and_yaml_override(tmp_path):
 
 
 def test_repo_configs_load():
-    for name in ("configs/default.yaml", "configs/sms.yaml", "configs/chat.yaml"):
-        load_config(name)
+    names = ["configs/default.yaml", "configs/sms.yaml", "configs/chat.yaml"] + sorted(
+        str(p.relative_to(REPO)) for p in (REPO / "configs" / "experiments").glob("*.yaml"))
+    assert len(names) >= 5
+    for name in names:
+        load_config(REPO / name)
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -90,7 +90,8 @@ def load_splits(data_cfg, taxonomy: Taxonomy, workdir: Path) -> tuple[dict[str, 
 
 
 def apply_caps(rows: list[dict], caps: dict[str, int], seed: int) -> list[dict]:
-    """Keep at most caps[key] rows per 'source:label' (or 'label') key; order otherwise kept."""
+    """Keep at most caps[key] rows per 'source:label' (or 'label') key; order otherwise kept.
+    Unmatched keys are an error, as in apply_repeat."""
     import random
 
     def key(r):
@@ -102,6 +103,9 @@ def apply_caps(rows: list[dict], caps: dict[str, int], seed: int) -> list[dict]:
         k = key(r)
         if k is not None:
             groups.setdefault(k, []).append(i)
+    unknown = sorted(set(caps) - set(groups))
+    if unknown:
+        raise DataError(f"data.caps: no training rows match {unknown}")
     drop: set[int] = set()
     rng = random.Random(seed)
     for k, idx in sorted(groups.items()):

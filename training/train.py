@@ -28,10 +28,10 @@ import yaml
 
 from data.card import build_card, write_card
 from data.encoding import encode_ids, prepare
-from data.taxonomy import load_taxonomy
+from data.taxonomy import TaxonomyError, load_taxonomy
 from training.base_model import resolve
-from training.config import TrainConfig, load_config, save_config
-from training.examples import load_splits, weights_from_counts
+from training.config import ConfigError, TrainConfig, load_config, save_config
+from training.examples import DataError, load_splits, weights_from_counts
 
 
 def set_seed(seed: int) -> None:
@@ -208,7 +208,11 @@ def main(argv=None) -> int:
     overrides = parse_overrides(args.set)
     if args.output:
         overrides["output_dir"] = args.output
-    train(load_config(args.config, overrides))
+    try:
+        train(load_config(args.config, overrides))
+    except (ConfigError, DataError, TaxonomyError) as e:  # the config or the data: say what, no traceback
+        print(f"fanzha train: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

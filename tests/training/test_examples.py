@@ -30,6 +30,11 @@ def test_repeat_key_matching_nothing_is_an_error():
         apply_repeat(_rows(), {"telecom:fraud.loan": 2})
 
 
+def test_cap_key_matching_nothing_is_an_error():
+    with pytest.raises(DataError, match=r"data.caps: no training rows match \['spam80w:nromal'\]"):
+        apply_caps(_rows(), {"spam80w:normal": 40, "spam80w:nromal": 40}, seed=0)
+
+
 def test_caps_then_weights():
     taxonomy = load_taxonomy("configs/taxonomy.yaml")
     rows = apply_caps(_rows(), {"spam80w:normal": 40}, seed=0)
@@ -42,3 +47,18 @@ def test_caps_then_weights():
     assert sqrt["normal"] == pytest.approx(0.625 ** 0.5) and sqrt["fraud.loan"] == pytest.approx(2.5 ** 0.5)
     # the square root keeps more of the prior: the loan/normal ratio drops from 4 to 2
     assert sqrt["fraud.loan"] / sqrt["normal"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("override, message", [
+    ('data.caps={"spam80w:nromal": 10}', "data.caps: no training rows match ['spam80w:nromal']"),
+    ('data.repeat={"telecom": 2}', "data.repeat: no training rows match ['telecom']"),
+    ("class_weights=auto", "class_weights must be one of"),
+])
+def test_train_command_reports_config_and_data_mistakes_without_a_traceback(tmp_path, capsys, override, message):
+    from training.train import main
+
+    assert main(["--set", "data.synthetic_n=120", "--set", override, "--set", "max_steps=1",
+                 "--output", str(tmp_path / "model")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fanzha train: error: {message}") and "Traceback" not in err
+    assert not (tmp_path / "model" / "model.safetensors").exists()

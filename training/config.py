@@ -37,10 +37,11 @@ class DataConfig:
     corpus_dirs: list = _help("extra folders with train/validation/test.jsonl (e.g. from python -m data.sources)", [])
     train_limit: int = _help("use at most this many training rows (0: all); for smoke runs", 0)
     caps: dict = _help("down-sample the TRAIN split: 'source:label' or 'label' -> max rows "
-                       "(e.g. {'spam80w:normal': 20000}); a deterministic sample by seed", {})
+                       "(e.g. {'spam80w:normal': 20000}); a deterministic sample by seed; a key matching no "
+                       "row is an error", {})
     repeat: dict = _help("up-sample the TRAIN split (after caps): 'source:label', 'source' or 'label' -> "
                          "times each row is used (an integer >= 1); with `augment`, every copy is disguised "
-                         "afresh", {})
+                         "afresh; a key matching no row is an error", {})
 
     def __post_init__(self):
         if self.synthetic_n < 0 or self.train_limit < 0:

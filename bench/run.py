@@ -43,7 +43,7 @@ def serving_artifact(model: Path, serving: Path | None, out: Path) -> Path:
         return serving
     serving = out / "serving"
     if not (serving / "fanzha.json").is_file() or (serving / "fanzha.json").stat().st_mtime < (model / "config.json").stat().st_mtime:
-        from training.export import export
+        from fanzha.exporting import export  # certified variants, as `fanzha export`
 
         export(model, serving)
     return serving

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 CATEGORIES = ("normal", "spam", "fraud")
@@ -60,6 +61,16 @@ class Taxonomy:
     def label2id(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.classes)}
 
+    def with_classes(self, labels) -> "Taxonomy":
+        """This taxonomy in a model's own class order (its config.json id2label), so that score
+        columns, label ids and masks follow the model, not today's taxonomy file. Coarse labels
+        keep their members the model knows; source maps are dropped (not needed for scoring)."""
+        labels = tuple(labels)
+        if labels == self.classes:
+            return self
+        coarse = {k: tuple(m for m in v if m in labels) for k, v in self.coarse.items() if k not in labels}
+        return Taxonomy(classes=labels, coarse={k: v for k, v in coarse.items() if v})
+
     def is_label(self, label: str) -> bool:
         return label in self.classes or label in self.coarse
 
@@ -84,6 +95,38 @@ class Taxonomy:
         if key not in mapping:
             raise TaxonomyError(f"source {source!r}: unknown label {key!r}; known: {sorted(mapping)}")
         return mapping[key]
+
+
+def best_in_top_category(probs: np.ndarray, category_index: np.ndarray, category_scores: np.ndarray) -> np.ndarray:
+    """Class indices [n]: the most probable class among those of the most probable category.
+    `category_index[k]` is class k's position in CATEGORIES, `category_scores` [n, len(CATEGORIES)]."""
+    in_top = category_index[None, :] == category_scores.argmax(axis=1)[:, None]
+    return np.where(in_top, probs, -1.0).argmax(axis=1)
+
+
+def served_labels(probs: np.ndarray, labels) -> np.ndarray:
+    """The served label rule (serving/predictor.py `_fill`): the best class inside the most
+    probable category, a category's score being the sum of its classes' probabilities; `labels`
+    in the columns' order (the model's id2label). Returns class indices [n]. Plain argmax differs
+    when a category's mass is spread over several classes."""
+    probs = np.asarray(probs)
+    index = np.array([CATEGORIES.index(category_of(c)) for c in labels])
+    matrix = (index[:, None] == np.arange(len(CATEGORIES))).astype(probs.dtype if probs.dtype.kind == "f" else np.float64)
+    if not len(probs):
+        return np.zeros(0, dtype=np.int64)
+    return best_in_top_category(probs, index, probs @ matrix)
+
+
+def category_scores(probs: np.ndarray, labels) -> dict[str, np.ndarray]:
+    """Category -> score [n] (the sum of its classes' probabilities); `labels` in the columns' order."""
+    cats = np.array([category_of(c) for c in labels])
+    return {c: probs[:, cats == c].sum(axis=1) for c in CATEGORIES}
+
+
+def label_kinds(labels: list[str], taxonomy: "Taxonomy") -> tuple[np.ndarray, np.ndarray]:
+    """(is_fraud, is_legit): a label is fraud if it allows only fraud classes, legit if it allows none."""
+    cats = [{category_of(c) for c in taxonomy.allowed(label)} for label in labels]
+    return np.array([c == {"fraud"} for c in cats], dtype=bool), np.array(["fraud" not in c for c in cats], dtype=bool)
 
 
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:

@@ -13,7 +13,7 @@ import sys
 COMMANDS = {
     "train": ("training.train", "fine-tune a classifier from a YAML config"),
     "evaluate": ("training.evaluate", "metrics of a model artifact on labelled data"),
-    "export": ("training.export", "model artifact -> serving artifact (ONNX, policy, parity report)"),
+    "export": ("fanzha.exporting", "model artifact -> serving artifact (ONNX, certified variants, policy, parity report)"),
     "serve": ("serving.server", "start the BentoML HTTP service for a serving artifact"),
     "score": ("serving.score", "batch-score a CSV/TSV/JSONL/Parquet file"),
     "diff": ("serving.diff", "compare two scored files: what the new model does differently"),

@@ -28,6 +28,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from data.encoding import encode_batch, prepare
+from data.taxonomy import best_in_top_category
 from serving import tuning
 from serving.policy import ACTIONS, CATEGORIES, Policy
 
@@ -167,8 +168,7 @@ class Predictor:
         actions = self.policy.decide({c: cat_scores[:, j] for j, c in enumerate(CATEGORIES)})
         # The label lies in the most probable category (so label, category and action agree):
         # mask out classes of other categories, then take the best remaining class.
-        in_top = self._category_index[None, :] == cat_scores.argmax(axis=1)[:, None]
-        best = np.where(in_top, probs, -1.0).argmax(axis=1)
+        best = best_in_top_category(probs, self._category_index, cat_scores)  # the rule evaluate reports
         # Convert to Python once, not per element through numpy scalars.
         best_l, score_l = best.tolist(), probs[np.arange(len(best)), best].tolist()
         fraud_l = cat_scores[:, CATEGORIES.index("fraud")].tolist()

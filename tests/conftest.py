@@ -48,7 +48,7 @@ def tiny_model(tiny_base, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_serving(tiny_model, tmp_path_factory) -> Path:
-    from training.export import export
+    from fanzha.exporting import export  # what `fanzha export` runs: certified variants
 
     out = tmp_path_factory.mktemp("tiny") / "serving"
     # Pinned, not timed: export would pick the fastest variant on this machine at this moment, and

@@ -7,12 +7,18 @@ DATA is a corpus folder (train/validation/test.jsonl) or one labelled file (JSON
 Parquet with `text` and `label`: a taxonomy class or coarse label). With a folder, the
 temperature (calibration) and the fraud block threshold (≤ --max-fpr false blocks of
 legitimate messages) are fitted on validation and saved to MODEL/calibration.json, which
-`fanzha export` carries into the serving artifact; the test split is reported, next to a char
+`fanzha export` checks (it records the weights' sha256 and the label list it was fitted on,
+training/fingerprint.py) before certifying each exported variant on its own scores; the test split is reported, next to a char
 1–3-gram TF-IDF + logistic-regression baseline trained on the same train split. `--obfuscate`
 adds recall on disguised copies of the held-out fraud messages, per disguise kind. `--probes`
 adds the generalization check: hand-written messages no training source contains
 (data/probes/ood_sms.jsonl: short fraud SMS, Traditional-Chinese scams of TW/HK/MO, legitimate
 notices in both scripts, ads), scored by the model and the baseline, per group.
+
+Every figure uses the served label rule (the best class inside the most probable category, as
+serving/predictor.py answers) over the model's own label list (config.json id2label); the
+headline figures under plain argmax are kept beside them (`argmax_rule`). The report says what it
+describes (`describes`: variant, weights sha256, labels, policy path and sha256).
 """
 from __future__ import annotations
 
@@ -30,7 +36,8 @@ from data.encoding import encode_ids, head_tail, pad, prepare
 from data.tables import read_table
 from data.taxonomy import load_taxonomy
 from training.calibration import block_threshold, expected_calibration_error, fit_temperature, softmax
-from training.metrics import category_scores, classification_metrics, label_kinds
+from training.fingerprint import CalibrationError, check_calibration, file_sha256, fingerprint
+from training.metrics import category_scores, classification_metrics, label_kinds, predict
 
 
 @torch.inference_mode()
@@ -106,7 +113,7 @@ def probe_card(probs: np.ndarray, rows: list[dict], taxonomy, threshold: float) 
     from sklearn.metrics import f1_score
 
     cats = category_scores(probs, taxonomy)
-    predicted = [taxonomy.id2label[i] for i in probs.argmax(axis=1)]
+    predicted = [taxonomy.id2label[i] for i in predict(probs, taxonomy)]  # the served rule
     category = np.array([max(("normal", "spam", "fraud"), key=lambda c: cats[c][i]) for i in range(len(rows))])
     out = {}
     groups = {"all": list(range(len(rows)))}
@@ -154,8 +161,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     cfg = yaml.safe_load((args.model / "train_config.yaml").read_text(encoding="utf-8"))
-    taxonomy = load_taxonomy(cfg.get("taxonomy"))
     model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
+    weights = fingerprint(args.model)  # what every figure below describes
+    # the model's own label list (config.json id2label), not today's taxonomy file's order
+    taxonomy = load_taxonomy(cfg.get("taxonomy")).with_classes(weights["labels"])
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     logit_fn = lambda texts, progress=False: predict_logits(model, tokenizer, texts, cfg["max_length"], progress=progress)
     folder = args.data.is_dir()
@@ -163,6 +172,13 @@ def main(argv=None) -> int:
     val = load_rows(args.data / "validation.jsonl", args.max_rows) if folder and (args.data / "validation.jsonl").is_file() else []
     calibration_path = args.model / "calibration.json"
     calibration = json.loads(calibration_path.read_text()) if calibration_path.is_file() else {}
+    if calibration:
+        try:
+            check_calibration(args.model, calibration, calibration_path)
+        except CalibrationError as e:  # refitted below when DATA has a validation split
+            if not val:
+                print(f"[fanzha] warning: ignoring {e}", file=sys.stderr, flush=True)
+            calibration = {}
 
     probes = load_rows(args.probes) if args.probes else []
     b_probes = None
@@ -175,12 +191,21 @@ def main(argv=None) -> int:
         fraud_val = category_scores(softmax(val_logits / temperature), taxonomy)["fraud"]
         threshold = block_threshold(fraud_val, legit, args.max_fpr, confidence=args.fpr_confidence)
         calibration = {"temperature": temperature, "block_threshold": threshold, "max_fpr": args.max_fpr,
-                       "fpr_confidence": args.fpr_confidence, "validation_rows": len(val), "data": str(args.data)}
+                       "fpr_confidence": args.fpr_confidence, "validation_rows": len(val), "data": str(args.data),
+                       "variant": "pytorch fp32", **weights}
         calibration_path.write_text(json.dumps(calibration, indent=2), encoding="utf-8")
     temperature = calibration.get("temperature", 1.0)
     threshold = calibration.get("block_threshold", 0.9)
     probs = softmax(test_logits / temperature)
     reports = {"model": scorecard(probs, test, taxonomy, threshold)}
+    policy_path = Path(cfg["policy"]) if cfg.get("policy") else None
+    reports["model"]["describes"] = {
+        "variant": "pytorch fp32", "model": str(args.model), "label_rule": "served (best class in the most probable "
+        "category; argmax_rule: plain argmax)", **weights,
+        "policy": {"path": str(policy_path) if policy_path else None,
+                   "sha256": file_sha256(policy_path) if policy_path and policy_path.is_file() else None,
+                   "fraud_block": threshold, "fraud_block_from": "calibration.json (validation)" if "block_threshold"
+                   in calibration else "default 0.9 (no calibration for these weights)"}}
     reports["model"]["calibration"] = calibration
     reports["model"]["confident_errors"] = confident_errors(probs, test, taxonomy)
     labels = [r["label"] for r in test]
@@ -189,7 +214,9 @@ def main(argv=None) -> int:
     if fine.any():
         y = np.array([taxonomy.label2id[l] for l, f in zip(labels, fine) if f])
         raw = softmax(test_logits)[fine]
-        reports["model"]["ece_uncalibrated"], raw_table = expected_calibration_error(raw.max(1), raw.argmax(1) == y)
+        raw_pred = predict(raw, taxonomy)
+        reports["model"]["ece_uncalibrated"], raw_table = expected_calibration_error(raw[np.arange(len(y)), raw_pred],
+                                                                                    raw_pred == y)
 
     curves = {"model": (category_scores(probs, taxonomy)["fraud"], label_kinds(labels, taxonomy)[0])}
     if folder and not args.no_baseline and (args.data / "train.jsonl").is_file():
@@ -232,7 +259,14 @@ def main(argv=None) -> int:
              ("Precision-recall, fraud vs rest", html_report.pr_plot(curves)),
              ("Reliability", html_report.reliability_plot({"uncalibrated": raw_table, f"T={temperature:.2f}": reports["model"].get("reliability", {})} if raw_table else {})),
              ("Score histograms per category", html_report.histogram_plot(curves["model"][0], truth_cat, threshold))]
-    extra = {}
+    d = reports["model"]["describes"]
+    extra = {"What this report describes": html_report._table(
+        ["variant", "weights sha256", "labels", "label rule", "policy", "policy sha256", "fraud block threshold"],
+        [[d["variant"], d["weights_sha256"], ", ".join(d["labels"]), d["label_rule"], d["policy"]["path"],
+          d["policy"]["sha256"], f"{threshold} ({d['policy']['fraud_block_from']})"]]),
+        "Headline figures: served label rule vs plain argmax": html_report._table(
+            ["figure", "served rule (what the service answers)", "plain argmax"],
+            [[k, reports["model"].get(k), v] for k, v in reports["model"].get("argmax_rule", {}).items()])}
     if reports.get("baseline", {}).get("per_dataset"):
         specialists = reports["baseline"]["per_dataset"]
         extra["In-distribution targets: the model vs a baseline trained on that dataset alone (PRODUCT.md's bar)"] = \

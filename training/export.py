@@ -12,6 +12,14 @@ on validation data; the timings) and `manifest.json` (sha256 of every file, trai
 data fingerprints). Fails with a clear message when fp32 or fused parity breaks (max difference
 above 1e-3) or int8 fails the accuracy guard (>= 99.5 % label agreement, <= 0.3 points of
 macro-F1 lost); nothing is left behind then.
+
+Certification (`certify`, injected by fanzha/exporting.py — training never imports serving):
+each shipped CPU variant gets its own temperature and fraud block threshold, fitted on that
+variant's scores through serving's Predictor (serving/certify.py); fanzha.json `certified`
+holds them, the policy says `thresholds.fraud.block: certified`, and int8 must also keep false
+blocks within the budget and lose <= 1 point of blocked fraud recall. MODEL/calibration.json
+(from `fanzha evaluate`) must belong to the model's weights and labels (training/fingerprint.py):
+a stale or unfingerprinted one is refused (exit 2).
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ import yaml
 
 from training import optimize
 from training.evaluate import predict_logits
+from training.fingerprint import CalibrationError, check_calibration
 
 OPSET = 17
 FP32_TOLERANCE = 1e-3
@@ -85,15 +94,28 @@ def sample_texts(n: int = 256, seed: int = 1234) -> list[str]:
     return [r["text"] for r in generate(n, seed=seed)] + EDGE_TEXTS
 
 
-def apply_calibration(model_dir: Path, policy_path: Path, explicit_policy: bool) -> dict:
-    """Carry `fanzha evaluate`'s calibration (MODEL/calibration.json) into the serving artifact:
-    the temperature goes to fanzha.json, and — unless a policy was passed explicitly — the block
-    threshold chosen on validation becomes the policy's fraud.block (flag kept at or below it)."""
+def load_calibration(model_dir: Path) -> dict:
+    """MODEL/calibration.json, checked against the model's weights and labels ({} when absent);
+    CalibrationError (one line: what to run) when it belongs to other weights or has no fingerprint."""
     path = model_dir / "calibration.json"
     if not path.is_file():
         return {}
-    calibration = json.loads(path.read_text(encoding="utf-8"))
-    if not explicit_policy and "block_threshold" in calibration:
+    try:
+        calibration = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise CalibrationError(f"{path} is not valid JSON ({e}); run `fanzha evaluate {model_dir} DATA` to refit "
+                               f"it, or delete it") from e
+    check_calibration(model_dir, calibration, path)
+    return calibration
+
+
+def apply_calibration(model_dir: Path, policy_path: Path, explicit_policy: bool, write_policy: bool = True) -> dict:
+    """Carry `fanzha evaluate`'s calibration (MODEL/calibration.json, refused unless it belongs to
+    these weights) into the serving artifact: the temperature goes to fanzha.json, and — unless a
+    policy was passed explicitly, or `write_policy` is off (certification decides) — the block
+    threshold chosen on validation becomes the policy's fraud.block (flag kept at or below it)."""
+    calibration = load_calibration(model_dir)
+    if write_policy and not explicit_policy and "block_threshold" in calibration:
         policy = yaml.safe_load(policy_path.read_text(encoding="utf-8")) or {}
         fraud = policy.setdefault("thresholds", {}).setdefault("fraud", {})
         fraud["block"] = round(float(calibration["block_threshold"]), 6)
@@ -110,7 +132,8 @@ def check_parity(name: str, report: dict, path: Path) -> None:
 
 
 def build_variants(tmp: Path, config, texts: list[str], reference: np.ndarray, max_length: int, model_dir: Path,
-                   int8: bool, guard_rows: int, guard_data: Path | None, report: dict) -> list[str]:
+                   int8: bool, guard_rows: int, guard_data: Path | None, report: dict,
+                   rows: tuple[list[dict], str] | None = None) -> list[str]:
     """Fused, int8 and fp16 variants beside tmp/model.onnx; their checks go into `report`.
     Returns the CPU variants that passed (candidates for the serving default)."""
     tokenizer_json, passed = tmp / "tokenizer.json", ["fp32"]
@@ -121,7 +144,7 @@ def build_variants(tmp: Path, config, texts: list[str], reference: np.ndarray, m
     check_parity("fused model.opt.onnx", report["opt"], tmp / "parity.json")
     passed.append("opt")
     if int8:
-        rows, where = optimize.validation_rows(model_dir, guard_rows, data=guard_data)
+        rows, where = rows or optimize.validation_rows(model_dir, guard_rows, data=guard_data)
         batches = optimize.encoded_batches(tokenizer_json, [r["text"] for r in rows], max_length, 64)
         # the fused fp32 model is the reference: it equals PyTorch within 1e-3 (checked above) and runs 2x faster
         ref = optimize.session_logits(tmp / optimize.VARIANTS["opt"], batches, len(rows))
@@ -169,10 +192,14 @@ def build_variants(tmp: Path, config, texts: list[str], reference: np.ndarray, m
 
 def export(model_dir: Path, out: Path, policy: Path | None = None, sample: list[str] | None = None,
            int8: bool | str = True, guard_rows: int = 2000, guard_data: Path | None = None,
-           default_variant: str | None = None) -> dict:
+           default_variant: str | None = None, certify=None, certify_rows: int = 20000) -> dict:
+    """`certify(folder, variants, validation_rows, test_rows, taxonomy_path) -> {"certified": {variant
+    file: entry}, "guards": {variant file: {"passed", "reason", ...}}}` (serving/certify.py
+    `certify_variants`, passed in by fanzha/exporting.py): run on the half-built folder."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     started = time.time()
+    load_calibration(model_dir)  # a stale calibration.json is refused before any work
     cfg = yaml.safe_load((model_dir / "train_config.yaml").read_text(encoding="utf-8"))
     # Eager attention exports the matmul/softmax pattern that ONNX Runtime's Attention fusion
     # recognises (the SDPA graph is left unfused); the numbers are the same.
@@ -183,7 +210,7 @@ def export(model_dir: Path, out: Path, policy: Path | None = None, sample: list[
     tmp.mkdir(parents=True)
     # on failure the half-built folder stays as OUT.tmp (its parity.json explains), OUT is untouched
     report = _export_into(tmp, model, tokenizer, cfg, model_dir, out, policy, sample, int8, guard_rows, guard_data,
-                          default_variant)
+                          default_variant, certify, certify_rows)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     report["export_seconds"] = round(time.time() - started, 1)
@@ -193,14 +220,16 @@ def export(model_dir: Path, out: Path, policy: Path | None = None, sample: list[
 
 
 def _export_into(tmp: Path, model, tokenizer, cfg: dict, model_dir: Path, out: Path, policy, sample, int8: bool,
-                 guard_rows: int, guard_data, default_variant: str | None) -> dict:
+                 guard_rows: int, guard_data, default_variant: str | None, certify=None,
+                 certify_rows: int = 20000) -> dict:
     print(f"[fanzha] exporting {model_dir} to ONNX (opset {OPSET})", flush=True)
     export_onnx(model, tmp / "model.onnx")
     for name in TOKENIZER_FILES + ("config.json",):
         if (model_dir / name).is_file():
             shutil.copy(model_dir / name, tmp / name)
     shutil.copy(policy or cfg["policy"], tmp / "policy.yaml")
-    calibration = apply_calibration(model_dir, tmp / "policy.yaml", explicit_policy=policy is not None)
+    calibration = apply_calibration(model_dir, tmp / "policy.yaml", explicit_policy=policy is not None,
+                                    write_policy=certify is None)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
 
     print("[fanzha] parity check: PyTorch vs ONNX Runtime", flush=True)
@@ -210,8 +239,16 @@ def _export_into(tmp: Path, model, tokenizer, cfg: dict, model_dir: Path, out: P
                                                             cfg["max_length"]), FP32_TOLERANCE)}
     (tmp / "parity.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     check_parity("fp32 model.onnx", report["fp32"], tmp / "parity.json")
+    rows = None
+    if certify is not None:  # the same validation rows certify every variant (the int8 guard: a capped sample)
+        cert_rows, where = optimize.validation_rows(model_dir, max(certify_rows, guard_rows), data=guard_data)
+        rows = (cert_rows[:guard_rows] if len(cert_rows) > guard_rows else cert_rows, where)
     passed = build_variants(tmp, model.config, texts, reference, cfg["max_length"], model_dir, int8, guard_rows,
-                            guard_data, report)
+                            guard_data, report, rows)
+    certified = {}
+    if certify is not None:
+        certified = _certify(certify, tmp, cfg, model_dir, labels, passed, cert_rows, where, certify_rows, guard_data,
+                             int8, report)
 
     # The serving default: the fastest variant that passed, timed here on a fixed sample.
     report["timing"] = {"cores": optimize.cpu_cores(), "texts": "data.synth.generate(64, seed=1234)",
@@ -223,10 +260,17 @@ def _export_into(tmp: Path, model, tokenizer, cfg: dict, model_dir: Path, out: P
     for name in passed:
         t = timings[name]
         print(f"[fanzha]   {name:5s} batch-1 p50 {t['batch1_ms_p50']:7.2f} ms  batch-32 {t['batch32_msg_per_s']:8.1f} msg/s", flush=True)
-    meta = {"labels": labels, "max_length": cfg["max_length"], "temperature": calibration.get("temperature", 1.0),
+    temperature = certified[report["default_variant"]]["temperature"] if certified else calibration.get("temperature", 1.0)
+    meta = {"labels": labels, "max_length": cfg["max_length"], "temperature": temperature,
             "default_variant": report["default_variant"],
             "model_name": out.parent.name if out.name == "serving" else out.name,
             "version": time.strftime("%Y%m%d%H%M%S"), "base_model": cfg["base_model"]}
+    if certified:  # one entry per shipped CPU variant; the policy names it
+        meta["certified"] = {optimize.VARIANTS[name]: certified[optimize.VARIANTS[name]] for name in passed}
+        _policy_says_certified(tmp / "policy.yaml")
+    if calibration:
+        report["calibration_json"] = {k: calibration.get(k) for k in ("temperature", "block_threshold", "weights_sha256",
+                                                                       "data", "variant")}
     (tmp / "fanzha.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
     (tmp / "parity.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
 
@@ -238,7 +282,53 @@ def _export_into(tmp: Path, model, tokenizer, cfg: dict, model_dir: Path, out: P
     return report
 
 
-def main(argv=None) -> int:
+def _certify(certify, tmp: Path, cfg: dict, model_dir: Path, labels: list[str], passed: list[str], rows: list[dict],
+             where: str, cap: int, guard_data, int8, report: dict) -> dict:
+    """Run the injected certification on the shipped CPU variants; apply the int8 guard's verdict
+    (not shipped with --int8-optional, else a GuardError). Removes failed variants from `passed`."""
+    # a provisional fanzha.json: the Predictor needs labels and max_length (final one written later)
+    (tmp / "fanzha.json").write_text(json.dumps({"labels": labels, "max_length": cfg["max_length"], "temperature": 1.0,
+                                                 "default_variant": optimize.VARIANTS[passed[0]]}), encoding="utf-8")
+    test, test_where = optimize.test_rows(model_dir, cap, data=guard_data)
+    result = certify(tmp, [optimize.VARIANTS[name] for name in passed], rows, test, cfg.get("taxonomy"))
+    certified, guards = result["certified"], result.get("guards", {})
+    report["certification"] = {"validation": where, "test": test_where, "validation_rows": len(rows),
+                               "test_rows": len(test), "guards": guards}
+    int8_file = optimize.VARIANTS["int8"]
+    guard = guards.get(int8_file)
+    if guard is not None and "int8" in report:
+        report["int8"]["certified"] = guard
+        if not guard["passed"]:
+            report["int8"]["passed"] = False
+            if int8 == "optional":
+                (tmp / int8_file).unlink()
+                report["int8"]["shipped"] = False
+                passed.remove("int8")
+                certified.pop(int8_file, None)
+                print(f"[fanzha] warning: int8 fails the certified guard ({guard['reason']}); shipping the fp32 "
+                      f"variants only", file=sys.stderr, flush=True)
+            else:
+                (tmp / "parity.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+                raise optimize.GuardError(f"int8 variant fails the certified guard on {len(rows)} validation rows: "
+                                          f"{guard['reason']}; export with --int8-optional to ship the fp32 variants "
+                                          f"instead, or --no-int8")
+    missing = [optimize.VARIANTS[n] for n in passed if optimize.VARIANTS[n] not in certified]
+    if missing:
+        raise ParityError(f"certification returned no entry for {missing}")
+    (tmp / "parity.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return certified
+
+
+def _policy_says_certified(path: Path) -> None:
+    """policy.yaml: `thresholds.fraud.block: certified` — the served variant's certified threshold
+    (fanzha.json `certified[variant].block_threshold`, resolved by serving/policy.py)."""
+    policy = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    fraud = policy.setdefault("thresholds", {}).setdefault("fraud", {})
+    fraud["block"] = "certified"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def main(argv=None, certify=None) -> int:
     parser = argparse.ArgumentParser(prog="fanzha export", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, help="model artifact folder (output of fanzha train)")
     parser.add_argument("out", type=Path, help="serving artifact folder to write")
@@ -251,10 +341,16 @@ def main(argv=None) -> int:
                                                         "guard (default: the model's own validation split)")
     parser.add_argument("--default-variant", choices=optimize.CPU_VARIANTS,
                         help="serving default (default: the fastest variant that passed, timed here)")
+    parser.add_argument("--certify-rows", type=int, default=20000,
+                        help="validation (and test) rows that certify each variant's temperature and block threshold")
     args = parser.parse_args(argv)
     try:
         export(args.model, args.out, args.policy, int8=False if args.no_int8 else ("optional" if args.int8_optional else True), guard_rows=args.guard_rows,
-               guard_data=args.guard_data, default_variant=args.default_variant)
+               guard_data=args.guard_data, default_variant=args.default_variant, certify=certify,
+               certify_rows=args.certify_rows)
+    except CalibrationError as e:  # a stale calibration.json: say what to run, no traceback
+        print(f"fanzha export: error: {e}", file=sys.stderr)
+        return 2
     except (ParityError, optimize.GuardError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -3,17 +3,32 @@
 Fine-labelled rows give accuracy, macro-F1, per-class P/R/F1 and the confusion matrix; every
 row (coarse ones too) counts for `allowed_accuracy` (the prediction is in the label's set)
 and for category accuracy (normal / spam / fraud).
+
+The predicted label follows the served rule by default (`rule="served"`, data.taxonomy
+`served_labels`: the best class inside the most probable category, as serving/predictor.py
+answers); `rule="argmax"` is the plain argmax, kept for comparison. The taxonomy's class order
+must be the model's own (`Taxonomy.with_classes(id2label)`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from data.taxonomy import Taxonomy, category_of
+from data.taxonomy import Taxonomy, category_of, served_labels
+from data.taxonomy import label_kinds  # noqa: F401  (re-exported)
+
+RULES = ("served", "argmax")
 
 
-def classification_metrics(probs: np.ndarray, labels: list[str], taxonomy: Taxonomy) -> dict:
+def predict(probs: np.ndarray, taxonomy: Taxonomy, rule: str = "served") -> np.ndarray:
+    """Predicted class indices under `rule` (served: best class of the most probable category)."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    return served_labels(probs, taxonomy.classes) if rule == "served" else probs.argmax(axis=1)
+
+
+def classification_metrics(probs: np.ndarray, labels: list[str], taxonomy: Taxonomy, rule: str = "served") -> dict:
     classes = list(taxonomy.classes)
-    pred = probs.argmax(axis=1)
+    pred = predict(probs, taxonomy, rule)
     allowed = np.array([taxonomy.allowed_mask(label) for label in labels], dtype=bool)
     fine = np.array([label in taxonomy.label2id for label in labels])
     out: dict = {
@@ -68,9 +83,3 @@ def fraud_vs_rest(fraud_score: np.ndarray, is_fraud: np.ndarray) -> dict:
 def category_scores(probs: np.ndarray, taxonomy: Taxonomy) -> dict[str, np.ndarray]:
     cats = np.array([category_of(c) for c in taxonomy.classes])
     return {c: probs[:, cats == c].sum(axis=1) for c in ("normal", "spam", "fraud")}
-
-
-def label_kinds(labels: list[str], taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarray]:
-    """(is_fraud, is_legit): a label is fraud if it allows only fraud classes, legit if it allows none."""
-    cats = [{category_of(c) for c in taxonomy.allowed(label)} for label in labels]
-    return np.array([c == {"fraud"} for c in cats]), np.array(["fraud" not in c for c in cats])

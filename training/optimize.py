@@ -138,6 +138,28 @@ def validation_rows(model_dir: Path, cap: int = 2000, seed: int = 0, data: Path 
     """Validation rows of the model's own data (its train_config.yaml regenerates them; the
     synthetic corpus is deterministic by seed), or of `data` (a corpus folder or labelled file);
     a seeded sample of at most `cap` rows. Returns (rows, description)."""
+    rows, where = split_rows(model_dir, "validation", cap, seed, data)
+    if not rows:
+        raise GuardError(f"no validation rows for the accuracy guard in {where}")
+    return rows, where
+
+
+def test_rows(model_dir: Path, cap: int = 2000, seed: int = 0, data: Path | None = None) -> tuple[list[dict], str]:
+    """Test rows next to the validation rows `validation_rows` reads (a corpus folder's test.jsonl,
+    or the model's own test split); ([], why) when there are none (e.g. `data` is one file)."""
+    if data is not None and not (Path(data).is_dir() and (Path(data) / "test.jsonl").is_file()):
+        return [], f"none ({data} has no test.jsonl)"
+    try:
+        return split_rows(model_dir, "test", cap, seed, data)
+    except GuardError as e:
+        return [], f"none ({e})"
+
+
+test_rows.__test__ = False  # not a pytest test
+
+
+def split_rows(model_dir: Path, split: str, cap: int = 2000, seed: int = 0,
+               data: Path | None = None) -> tuple[list[dict], str]:
     import random
     import tempfile
 
@@ -147,25 +169,23 @@ def validation_rows(model_dir: Path, cap: int = 2000, seed: int = 0, data: Path 
 
     if data is not None:
         data = Path(data)
-        rows = read_jsonl(data / "validation.jsonl" if data.is_dir() else data)
-        where = str(data)
+        rows = read_jsonl(data / f"{split}.jsonl" if data.is_dir() else data)
+        where = str(data / f"{split}.jsonl") if data.is_dir() else str(data)
     else:
         cfg = load_config(model_dir / "train_config.yaml")
-        missing = [d for d in cfg.data.corpus_dirs if not (Path(d) / "validation.jsonl").is_file()]
+        missing = [d for d in cfg.data.corpus_dirs if not (Path(d) / f"{split}.jsonl").is_file()]
         if missing:
-            raise GuardError(f"validation data for the accuracy guard not found: {missing} (data.corpus_dirs of "
-                             f"{model_dir / 'train_config.yaml'}, relative to {Path.cwd()}); pass --guard-data "
-                             f"DIR_OR_FILE, or --no-int8 to export without the int8 variant")
+            raise GuardError(f"{split} data for the accuracy guard not found (certification needs it too): {missing} "
+                             f"(data.corpus_dirs of {model_dir / 'train_config.yaml'}, relative to {Path.cwd()}); "
+                             f"pass --guard-data DIR_OR_FILE, or --no-int8 to export without the int8 variant")
         with tempfile.TemporaryDirectory() as work:
             try:
                 splits, _ = load_splits(cfg.data, load_taxonomy(cfg.taxonomy), Path(work))
             except DataError as e:
-                raise GuardError(f"cannot load the validation data for the accuracy guard: {e}") from e
-        rows = splits["validation"]
-        where = f"validation split of {model_dir / 'train_config.yaml'} (synthetic_n={cfg.data.synthetic_n}, " \
+                raise GuardError(f"cannot load the {split} data for the accuracy guard: {e}") from e
+        rows = splits[split]
+        where = f"{split} split of {model_dir / 'train_config.yaml'} (synthetic_n={cfg.data.synthetic_n}, " \
                 f"corpus_dirs={cfg.data.corpus_dirs})"
-    if not rows:
-        raise GuardError(f"no validation rows for the accuracy guard in {where}")
     if len(rows) > cap:
         rows = random.Random(seed).sample(rows, cap)
     return rows, where

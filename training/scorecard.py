@@ -5,6 +5,11 @@ fraud-vs-rest ROC/PR-AUC and recall at low FPR, calibration (ECE), false blocks 
 messages at the policy's block threshold, a per-source breakdown, and the two dataset-specific
 targets: fraud-type macro-F1 on the telecom fraud texts (4 types + 正常 as "not fraud") and
 spam-vs-ham accuracy on the 80万 SMS (ham = predicted category normal).
+
+Labels are predicted with the served rule (training.metrics `predict`: the best class inside the
+most probable category, as serving answers); `scorecard` also keeps the headline figures under
+the plain argmax under `argmax_rule`, so that the two can be compared. The taxonomy's class
+order must be the model's own (`Taxonomy.with_classes`).
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import numpy as np
 
 from data.taxonomy import Taxonomy, category_of
 from training.calibration import expected_calibration_error
-from training.metrics import category_scores, classification_metrics, fraud_vs_rest, label_kinds
+from training.metrics import category_scores, classification_metrics, fraud_vs_rest, label_kinds, predict
 
 
 def _macro_f1(truth: list[str], pred: list[str]) -> float:
@@ -30,9 +35,13 @@ def _macro_f1(truth: list[str], pred: list[str]) -> float:
 TARGET_SOURCES = ("telecom_fraud_texts", "spam80w")  # the datasets with a target of their own
 
 
-def dataset_targets(probs: np.ndarray, rows: list[dict], taxonomy: Taxonomy) -> dict:
+HEADLINE = ("accuracy", "macro_f1", "category_accuracy", "false_block_rate", "fraud_block_recall",
+            "telecom_fraud_type_macro_f1", "spam80w_spam_vs_ham_accuracy")
+
+
+def dataset_targets(probs: np.ndarray, rows: list[dict], taxonomy: Taxonomy, rule: str = "served") -> dict:
     classes = taxonomy.classes
-    pred = [classes[i] for i in probs.argmax(axis=1)]
+    pred = [classes[i] for i in predict(probs, taxonomy, rule)]
     out = {}
     tel = [(r["label"], p) for r, p in zip(rows, pred) if r.get("source") == "telecom_fraud_texts"]
     if tel:
@@ -46,9 +55,11 @@ def dataset_targets(probs: np.ndarray, rows: list[dict], taxonomy: Taxonomy) -> 
     return out
 
 
-def scorecard(probs: np.ndarray, rows: list[dict], taxonomy: Taxonomy, block_threshold: float) -> dict:
+def scorecard(probs: np.ndarray, rows: list[dict], taxonomy: Taxonomy, block_threshold: float,
+              rule: str = "served") -> dict:
     labels = [r["label"] for r in rows]
-    out = classification_metrics(probs, labels, taxonomy)
+    out = classification_metrics(probs, labels, taxonomy, rule)
+    out["label_rule"] = rule
     cats = category_scores(probs, taxonomy)
     is_fraud, is_legit = label_kinds(labels, taxonomy)
     known = is_fraud | is_legit
@@ -60,30 +71,35 @@ def scorecard(probs: np.ndarray, rows: list[dict], taxonomy: Taxonomy, block_thr
     fine = np.array([label in taxonomy.label2id for label in labels])
     if fine.any():
         y = np.array([taxonomy.label2id[label] for label, f in zip(labels, fine) if f])
-        conf = probs[fine].max(axis=1)
-        out["ece"], out["reliability"] = expected_calibration_error(conf, probs[fine].argmax(axis=1) == y)
-    out.update(dataset_targets(probs, rows, taxonomy))
+        pred = predict(probs[fine], taxonomy, rule)
+        conf = probs[fine][np.arange(len(pred)), pred]
+        out["ece"], out["reliability"] = expected_calibration_error(conf, pred == y)
+    out.update(dataset_targets(probs, rows, taxonomy, rule))
     by_source = defaultdict(list)
     for i, r in enumerate(rows):
         by_source[r.get("source", "?")].append(i)
     out["per_source"] = {}
     for source, idx in sorted(by_source.items()):
-        m = classification_metrics(probs[idx], [labels[i] for i in idx], taxonomy)
+        m = classification_metrics(probs[idx], [labels[i] for i in idx], taxonomy, rule)
         entry = {k: m[k] for k in ("rows", "fine_rows", "accuracy", "macro_f1", "category_accuracy", "allowed_accuracy")}
         legit = is_legit[idx]
         entry["false_block_rate"] = float(blocked[idx][legit].mean()) if legit.any() else None
         fraud = is_fraud[idx]
         entry["fraud_block_recall"] = float(blocked[idx][fraud].mean()) if fraud.any() else None
         out["per_source"][source] = entry
+    if rule == "served":  # the same figures under plain argmax, for comparison (thresholds do not depend on it)
+        plain = classification_metrics(probs, labels, taxonomy, "argmax")
+        plain.update(dataset_targets(probs, rows, taxonomy, "argmax"))
+        out["argmax_rule"] = {k: (plain[k] if k in plain else out.get(k)) for k in HEADLINE if k in plain or k in out}
     return out
 
 
 def confident_errors(probs: np.ndarray, rows: list[dict], taxonomy: Taxonomy, per_source: int = 8,
-                     max_chars: int = 160) -> dict[str, list[dict]]:
+                     max_chars: int = 160, rule: str = "served") -> dict[str, list[dict]]:
     """The most confident mistakes of each source (top class not allowed by the label), for reading:
     in these datasets many turn out to be label ambiguity rather than model error."""
     allowed = np.array([taxonomy.allowed_mask(r["label"]) for r in rows], dtype=bool)
-    top = probs.argmax(axis=1)
+    top = predict(probs, taxonomy, rule)
     wrong = ~allowed[np.arange(len(rows)), top]
     out: dict[str, list[dict]] = {}
     for i in sorted(np.flatnonzero(wrong), key=lambda i: -probs[i, top[i]]):

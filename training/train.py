@@ -109,6 +109,28 @@ def _trainer_class():
     return AllowedSetTrainer
 
 
+STALE_OUTPUTS = ("calibration.json", "eval")  # fitted on / computed from the weights this run replaces
+
+
+def remove_stale_outputs(out: Path) -> list[str]:
+    """Training into an existing model folder replaces its weights: the calibration and the
+    evaluation of the old weights no longer describe the folder, so they go (and we say so)."""
+    removed = []
+    for name in STALE_OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(name)
+    if removed:
+        print(f"[fanzha] {out} held outputs of earlier weights; removed {', '.join(removed)} "
+              f"(run `fanzha evaluate {out} DATA` after training to refit and re-evaluate)", flush=True)
+    return removed
+
+
 def train(cfg: TrainConfig) -> Path:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
 
@@ -120,6 +142,7 @@ def train(cfg: TrainConfig) -> Path:
     taxonomy = load_taxonomy(cfg.taxonomy)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_outputs(out)
     splits, manifest = load_splits(cfg.data, taxonomy, out / "_work")
     print(f"[fanzha] data: {manifest['rows']}  train labels: {manifest['labels']['train']}", flush=True)
 

@@ -35,7 +35,11 @@ def test_model_artifact_layout(tiny_model):
     assert resolved["max_steps"] == 80 and resolved["data"]["synthetic_n"] == 600
     metrics = json.loads((tiny_model / "metrics.json").read_text())
     for split in ("validation", "test"):
-        assert 0.0 <= metrics[split]["macro_f1"] <= 1.0
+        # the recorded figure is the macro-F1 of its own confusion matrix (not just "some number in [0, 1]")
+        m = np.array(metrics[split]["confusion_matrix"]["matrix"])
+        tp, support, predicted = np.diag(m), m.sum(1), m.sum(0)
+        f1 = [2 * tp[i] / (support[i] + predicted[i]) for i in range(len(m)) if support[i]]
+        assert metrics[split]["macro_f1"] == pytest.approx(float(np.mean(f1)), abs=1e-9)
         assert set(metrics[split]["per_class"]) == set(tax.classes)
         assert len(metrics[split]["confusion_matrix"]["matrix"]) == len(tax.classes)
     manifest = json.loads((tiny_model / "data_manifest.json").read_text())

@@ -1,0 +1,160 @@
+"""Certify what is served: each shipped CPU variant's own temperature and fraud block threshold.
+
+`fanzha export` (fanzha/exporting.py) calls `certify_variants` on the half-built serving
+artifact, after the variants are built and before fanzha.json and the manifest are final. Each
+variant (model.onnx, model.opt.onnx, model.int8.onnx) is scored THROUGH `serving.predictor.
+Predictor(folder, variant=...)` — its `logits()` on `data.encoding.prepare`d texts, i.e. exactly
+what the service computes — and on THAT variant's logits:
+
+- the temperature is fitted on the validation rows (allowed-set NLL, data/calibration.py);
+- the fraud block threshold is the smallest one whose false-block rate on the legitimate
+  validation rows is <= max_fpr (0.1 %, PRODUCT.md) with 95 % confidence (one-sided
+  Clopper-Pearson), in float32 as the policy compares;
+- the false-block rate of legitimate messages and the blocked fraud recall at that threshold are
+  reported on validation and, when given, on test.
+
+"Legitimate" and "fraud" follow the taxonomy (data/taxonomy.py `label_kinds`): a label is fraud
+when it allows only fraud classes, legitimate when it allows none.
+
+The int8 guard (`int8_guard`) adds the two figures users depend on: int8's false-block rate at
+its own certified threshold stays within the budget, and its blocked fraud recall drops by at
+most one point against the fp32 fused reference (model.opt.onnx).
+
+The result is fanzha.json's `certified` (one entry per shipped CPU variant):
+    {"model.int8.onnx": {"temperature", "block_threshold", "max_fpr", "confidence",
+                         "validation": {"rows", "legit_rows", "fraud_rows", "false_block_rate",
+                                        "blocked_fraud_recall"}, "test": {...}}, ...}
+No torch here: serving may import data/ only.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from data.calibration import (CONFIDENCE, MAX_FPR, allowed_false_blocks, block_figures, block_threshold,
+                              fit_temperature)
+from data.encoding import prepare
+from data.taxonomy import CATEGORIES, Taxonomy, category_of, label_kinds, load_taxonomy
+
+REFERENCE = "model.opt.onnx"  # the fp32 fused variant: equals PyTorch within 1e-3 (export checks it)
+INT8 = "model.int8.onnx"
+MAX_RECALL_DROP = 0.01  # one point of blocked fraud recall
+
+
+def _softmax32(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities exactly as serving/predictor.py computes them (float32, same operations)."""
+    z = np.asarray(logits, dtype=np.float32)
+    if temperature != 1.0:
+        z = z / np.float32(temperature)
+    else:
+        z = z.copy()
+    z -= z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
+
+
+def fraud_scores(probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """The fraud category's score per row, as the predictor's category matrix product gives it."""
+    index = np.array([CATEGORIES.index(category_of(c)) for c in labels])
+    matrix = (index[:, None] == np.arange(len(CATEGORIES))).astype(np.float32)
+    return (probs @ matrix)[:, CATEGORIES.index("fraud")]
+
+
+class _Split:
+    """Labelled rows prepared once (the texts the service would score), with their kinds."""
+
+    def __init__(self, rows: list[dict], taxonomy: Taxonomy, max_length: int):
+        prepared = [(prepare(r["text"], max_length), r["label"]) for r in rows]
+        kept = [(p, label) for p, label in prepared if p]  # an empty text is an error in serving, not a score
+        self.texts = [p for p, _ in kept]
+        self.labels = [label for _, label in kept]
+        self.allowed = np.array([taxonomy.allowed_mask(label) for label in self.labels], dtype=bool)
+        self.is_fraud, self.is_legit = label_kinds(self.labels, taxonomy)
+
+
+def certify_variant(predictor, validation: _Split, test: _Split | None = None, max_fpr: float = MAX_FPR,
+                    confidence: float = CONFIDENCE) -> dict:
+    """One variant's certificate, from its own logits (through `predictor.logits`)."""
+    labels = predictor.labels
+    val_logits = predictor.logits(validation.texts)
+    temperature = fit_temperature(val_logits.astype(np.float64), validation.allowed)
+    val_fraud = fraud_scores(_softmax32(val_logits, temperature), labels)
+    # float32 scores: the threshold is the next float32 above the deciding legit score, so the
+    # policy's float32 comparison blocks exactly what was counted here
+    threshold = block_threshold(val_fraud, validation.is_legit, max_fpr, confidence=confidence)
+    entry = {"temperature": float(temperature), "block_threshold": float(np.float32(threshold)),
+             "max_fpr": max_fpr, "confidence": confidence,
+             "validation": block_figures(val_fraud, validation.is_fraud, validation.is_legit, threshold)}
+    entry["validation"]["clopper_pearson_bound_holds"] = bool(
+        allowed_false_blocks(int(validation.is_legit.sum()), max_fpr, confidence) >= 0)
+    if test is not None and test.texts:
+        test_fraud = fraud_scores(_softmax32(predictor.logits(test.texts), temperature), labels)
+        entry["test"] = block_figures(test_fraud, test.is_fraud, test.is_legit, threshold)
+    return entry
+
+
+def int8_guard(certified: dict, reference: str = REFERENCE, candidate: str = INT8,
+               max_recall_drop: float = MAX_RECALL_DROP) -> dict:
+    """The false-block budget and the blocked-fraud-recall drop of `candidate` against `reference`,
+    each at its own certified threshold, on validation (test point rates reported beside)."""
+    ref, got = certified[reference], certified[candidate]
+    fbr, budget = got["validation"]["false_block_rate"], got["max_fpr"]
+    drop = ref["validation"]["blocked_fraud_recall"] - got["validation"]["blocked_fraud_recall"]
+    out = {"reference": reference, "false_block_rate": fbr, "max_fpr": budget,
+           "certified_threshold_within_budget": bool(fbr <= budget),
+           "blocked_fraud_recall": got["validation"]["blocked_fraud_recall"],
+           "blocked_fraud_recall_reference": ref["validation"]["blocked_fraud_recall"],
+           "blocked_fraud_recall_drop_points": round(100 * drop, 3), "max_drop_points": round(100 * max_recall_drop, 3),
+           "passed": bool(fbr <= budget and drop <= max_recall_drop + 1e-12)}
+    if "test" in got:
+        out["test_false_block_rate"] = got["test"]["false_block_rate"]
+        out["test_blocked_fraud_recall"] = got["test"]["blocked_fraud_recall"]
+    if not out["passed"]:
+        why = []
+        if fbr > budget:
+            why.append(f"false blocks {100 * fbr:.3f} % of legitimate validation messages at its certified "
+                       f"threshold {got['block_threshold']:.6f} (budget {100 * budget:.3f} %)")
+        if drop > max_recall_drop:
+            why.append(f"blocked fraud recall {got['validation']['blocked_fraud_recall']:.4f} vs "
+                       f"{ref['validation']['blocked_fraud_recall']:.4f} for {reference} "
+                       f"({100 * drop:.2f} points lost, allowed <= {100 * max_recall_drop:.2f})")
+        out["reason"] = "; ".join(why)
+    return out
+
+
+def certify_variants(folder: Path, variants: Sequence[str], validation: list[dict], test: list[dict] | None = None,
+                     taxonomy: Taxonomy | str | Path | None = None, max_fpr: float = MAX_FPR,
+                     confidence: float = CONFIDENCE) -> dict:
+    """Certify each variant file in `variants` (e.g. model.onnx, model.opt.onnx, model.int8.onnx)
+    of the serving artifact `folder` (its fanzha.json need only hold labels and max_length).
+    Returns {"certified": {variant: entry}, "guards": {"model.int8.onnx": int8_guard(...)}}."""
+    from serving.policy import Policy
+    from serving.predictor import Predictor
+
+    folder = Path(folder)
+    if not isinstance(taxonomy, Taxonomy):
+        taxonomy = load_taxonomy(taxonomy)
+    if not validation:
+        raise ValueError("certification needs labelled validation rows")
+    certified, splits = {}, None
+    for variant in variants:
+        # no thresholds: only the logits are used, and the artifact's policy may say `certified`
+        predictor = Predictor(folder, variant=variant, policy=Policy.from_dict({}))
+        if splits is None:
+            tax = taxonomy.with_classes(predictor.labels)  # the model's own label order
+            splits = (_Split(validation, tax, predictor.meta.max_length),
+                      _Split(test, tax, predictor.meta.max_length) if test else None)
+        print(f"[fanzha] certifying {variant} on {len(splits[0].texts)} validation rows"
+              + (f" and {len(splits[1].texts)} test rows" if splits[1] else ""), flush=True)
+        certified[predictor.variant] = entry = certify_variant(predictor, *splits, max_fpr=max_fpr, confidence=confidence)
+        v = entry["validation"]
+        print(f"[fanzha]   T={entry['temperature']:.3f} block>={entry['block_threshold']:.6f}: false blocks "
+              f"{100 * v['false_block_rate']:.3f} % of {v['legit_rows']} legit, blocked fraud recall "
+              f"{v['blocked_fraud_recall']:.4f} of {v['fraud_rows']}", flush=True)
+    guards = {}
+    if INT8 in certified and REFERENCE in certified:
+        guards[INT8] = int8_guard(certified)
+    return {"certified": certified, "guards": guards}

@@ -20,7 +20,7 @@ import json
 import os
 from typing import Annotated, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, RootModel, Tag
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, RootModel, Tag, WithJsonSchema
 
 MAX_TEXTS = int(os.environ.get("FANZHA_MAX_TEXTS", "256"))
 MAX_SENDER_CHARS = int(os.environ.get("FANZHA_MAX_SENDER_CHARS", "64"))
@@ -37,7 +37,10 @@ class Message(BaseModel):
     # hide_input_in_errors: a validation error must never echo (or log) message text
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
     text: str = Field(..., description="the message text")
-    sender: Annotated[Optional[str], BeforeValidator(_number_to_str)] = Field(
+    # the schema says what is accepted: a short code may come as a JSON number (read as its digits)
+    sender: Annotated[Optional[str], BeforeValidator(_number_to_str),
+                      WithJsonSchema({"anyOf": [{"type": "string", "maxLength": MAX_SENDER_CHARS},
+                                                {"type": "integer"}, {"type": "null"}]})] = Field(
         None, max_length=MAX_SENDER_CHARS, description="sender id, e.g. a bank short code such as 95588")
 
 

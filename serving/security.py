@@ -17,11 +17,17 @@ before BentoML reads or parses anything. Settings (env, read when the worker sta
 A POST body must be JSON (`Content-Type: application/json` or none): anything else gets 415,
 which also keeps BentoML's multipart/form decoders and its pickle format away from the API.
 
+`GET /docs.json` is answered here too: BentoML's OpenAPI document, corrected once per worker to
+what the service answers (serving/openapi.py). A method a documented path does not declare
+(GET /classify, DELETE /info) gets 405 with an `Allow` header and the same `{"error": ...}` body
+as the other answers of the gate.
+
 `redact_validation_logs()` strips pydantic's `input_value=...` (message text) from the errors
 BentoML logs for rejected requests; the response never contained it.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -58,12 +64,38 @@ class GateSettings:
         return True
 
 
-async def _reply(send, status: int, message: str, headers: tuple = ()) -> None:
-    body = json.dumps({"error": message}).encode()
+async def _send(send, status: int, body: bytes, media: bytes, head_only: bool = False, headers: tuple = ()) -> None:
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *headers]})
-    await send({"type": "http.response.body", "body": body})
+                "headers": [(b"content-type", media), (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": b"" if head_only else body})
+
+
+async def _reply(send, status: int, message: str, headers: tuple = ()) -> None:
+    await _send(send, status, json.dumps({"error": message}).encode(), b"application/json", headers=headers)
+
+
+async def _internal_get(app, scope, path: str) -> tuple[int, bytes]:
+    """GET `path` from the wrapped app, in process; (status, body)."""
+    inner = {**scope, "method": "GET", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "headers": [(b"accept", b"application/json")]}
+    status, chunks = 500, []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def collect(message):
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    try:
+        await app(inner, receive, collect)
+    except Exception:  # noqa: BLE001 — without a document the gate still works, unchanged
+        logging.getLogger(__name__).exception("could not build the OpenAPI document")
+        return 500, b""
+    return status, b"".join(chunks)
 
 
 class Gatekeeper:
@@ -71,6 +103,25 @@ class Gatekeeper:
         self.app = app
         self.settings = settings or GateSettings.from_env()
         self._expected = f"Bearer {self.settings.api_key}".encode() if self.settings.api_key else None
+        # (corrected document, path -> declared methods); None: not built yet; False: BentoML had none
+        self._docs: tuple[bytes, dict] | None | bool = None
+        self._docs_lock = asyncio.Lock()
+
+    async def _documented(self, scope) -> tuple[bytes, dict] | None:
+        """The corrected OpenAPI document, built once from BentoML's own answer to GET /docs.json;
+        None if BentoML could not produce it (then /docs.json and methods pass through unchanged)."""
+        if self._docs is None:
+            async with self._docs_lock:
+                if self._docs is None:
+                    from serving.openapi import allowed_methods, truthful
+
+                    status, body = await _internal_get(self.app, scope, "/docs.json")
+                    if status == 200:
+                        doc = truthful(json.loads(body))
+                        self._docs = (json.dumps(doc, ensure_ascii=False).encode(), allowed_methods(doc))
+                    else:
+                        self._docs = False
+        return self._docs or None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -83,6 +134,16 @@ class Gatekeeper:
             if not hmac.compare_digest(headers.get(b"authorization", b""), self._expected):
                 return await _reply(send, 401, "missing or invalid API key (send 'Authorization: Bearer <key>')",
                                     ((b"www-authenticate", b"Bearer"),))
+        docs = await self._documented(scope)
+        if docs is not None:
+            body, declared = docs
+            methods = declared.get(path)
+            if methods is not None and scope["method"] not in methods:
+                allow = ", ".join(sorted(methods))
+                return await _reply(send, 405, f"{scope['method']} is not allowed on {path}; use {allow}",
+                                    ((b"allow", allow.encode()),))
+            if path == "/docs.json" and scope["method"] in ("GET", "HEAD"):
+                return await _send(send, 200, body, b"application/json", scope["method"] == "HEAD")
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
         media = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()

@@ -3,22 +3,78 @@ once here; every one is also an environment variable.
 
     python -m serving.tuning          # prints the settings as resolved in this environment
 
+`cores` is the CPU affinity capped by the container's cgroup CPU quota (cgroup v2 `cpu.max`,
+v1 `cpu.cfs_quota_us`/`cpu.cfs_period_us`), so a 2-CPU pod on a 64-core host runs 2 threads.
+
 Read by `serving.predictor` (threads, spinning, variant) and `serving/service.py` (batching,
 workers). Values are for the 2-core machines we deploy on; re-measure on other hardware.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
+from pathlib import Path
 
 
-def cpu_cores() -> int:
-    """Cores this process may run on (affinity/cgroup view), not the host's count."""
+def _read(path: Path) -> str | None:
     try:
-        return len(os.sched_getaffinity(0))
+        return path.read_text().strip()
+    except (OSError, ValueError):
+        return None
+
+
+def _quota(quota: str | None, period: str | None) -> int | None:
+    """CPUs allowed by a CFS quota and period (rounded up), None when unlimited or unreadable."""
+    try:
+        q, p = int(quota), int(period)
+    except (TypeError, ValueError):
+        return None
+    return max(1, math.ceil(q / p)) if q > 0 and p > 0 else None
+
+
+def cgroup_cpu_limit(root: str | Path = "/") -> int | None:
+    """CPUs the container's cgroup quota allows, None without a quota. Reads, under `root`: cgroup v2
+    `sys/fs/cgroup/<group>/cpu.max` ("max 100000" or "200000 100000") of this process's group
+    (/proc/self/cgroup) and of every parent, the smallest wins; else cgroup v1
+    `sys/fs/cgroup/cpu[,cpuacct]/[<group>/]cpu.cfs_quota_us` / `cpu.cfs_period_us`."""
+    root = Path(root)
+    base = root / "sys/fs/cgroup"
+    groups = {"v2": "/", "v1": "/"}
+    for line in (_read(root / "proc/self/cgroup") or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3 and parts[0] == "0" and parts[1] == "":
+            groups["v2"] = parts[2] or "/"
+        elif len(parts) == 3 and "cpu" in parts[1].split(","):
+            groups["v1"] = parts[2] or "/"
+    limits = []
+    group = Path(groups["v2"].lstrip("/"))
+    for folder in [group, *group.parents]:
+        raw = _read(base / folder / "cpu.max")
+        if raw:
+            limits.append(_quota(*(raw.split() + [None])[:2]) if not raw.startswith("max") else None)
+    limits = [n for n in limits if n]
+    if limits:
+        return min(limits)
+    for name in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+        for folder in (base / name / groups["v1"].lstrip("/"), base / name):
+            n = _quota(_read(folder / "cpu.cfs_quota_us"), _read(folder / "cpu.cfs_period_us"))
+            if n:
+                return n
+    return None
+
+
+def cpu_cores(root: str | Path | None = None) -> int:
+    """Cores this process may use: its CPU affinity, capped by the container's cgroup CPU quota
+    (a 2-CPU pod on a 64-core host gets 2), not the host's count. `root` (default
+    FANZHA_CGROUP_ROOT or /) is where the cgroup and proc files are read (tests use fake ones)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    limit = cgroup_cpu_limit(root if root is not None else os.environ.get("FANZHA_CGROUP_ROOT", "/"))
+    return max(1, min(cores, limit) if limit else cores)
 
 
 def _int(name: str, default: int) -> int:

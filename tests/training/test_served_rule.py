@@ -60,9 +60,9 @@ def test_per_class_figures_use_the_served_rule():
     probs = np.stack([SPLIT, _row(normal=0.9, spam=0.1)])
     labels = ["fraud.loan", "normal"]
     served = classification_metrics(probs, labels, TAX)
-    plain = classification_metrics(probs, labels, TAX, rule="argmax")
     assert served["accuracy"] == 1.0 and served["macro_f1"] == 1.0
     assert served["per_class"]["fraud.loan"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
+    plain = classification_metrics(probs, labels, TAX, rule="argmax")
     # argmax: normal predicted twice (precision 1/2, recall 1 -> F1 2/3), fraud.loan never (F1 0)
     assert plain["accuracy"] == 0.5 and plain["macro_f1"] == pytest.approx((2 / 3 + 0) / 2)
     assert plain["per_class"]["fraud.loan"]["recall"] == 0.0

@@ -103,17 +103,20 @@ def prefix_windows(turns: Sequence[dict], k: int = WINDOW, anchor: int = ANCHOR)
             for end in range(len(lines))]
 
 
-def model_inputs(turns: Sequence[dict], max_length: int, k: int = WINDOW, anchor: int = ANCHOR) -> list[str]:
+def model_inputs(turns: Sequence[dict], max_length: int, k: int = WINDOW, anchor: int = ANCHOR,
+                 normalizer=None) -> list[str]:
     """What the model scores after each turn, identical in training and serving: the opening
     (when anchored) and the recent turns, normalized, within max_length - 2 characters — the
-    recent part keeps its tail (data.encoding.prepare keep="tail"), so the newest turns stay whole."""
+    recent part keeps its tail (data.encoding.prepare keep="tail"), so the newest turns stay whole.
+    `normalizer`: a serving artifact's (Predictor.normalize); default data.normalize.normalize."""
+    norm = normalizer or normalize
     budget, out = max_length - 2, []
     for opening, recent in prefix_windows(turns, k, anchor):
-        head = normalize(opening)[: budget // 2]
+        head = norm(opening)[: budget // 2]
         if not head:
-            out.append(prepare(recent, max_length, keep="tail"))
+            out.append(prepare(recent, max_length, keep="tail", normalizer=norm))
             continue
-        text = normalize(head + "\n" + prepare(recent, budget - len(head) + 1, keep="tail"))
+        text = norm(head + "\n" + prepare(recent, budget - len(head) + 1, keep="tail", normalizer=norm))
         out.append(text if len(text) <= budget else text[len(text) - budget:].lstrip())
     return out
 
@@ -248,7 +251,7 @@ def build(out: Path, window: int = WINDOW, root=None, limit=None, seed: int = 0,
                 (c.to_record() for c in unlabelled if unlabelled_split[c.group] == "test"))
     from data.card import build_card, write_card
 
-    summary = {"window": window, "max_length": max_length, "train_windows": train_windows, "conversations": dict(sorted(conv_counts.items())),
+    summary = {"window": window, "anchor": ANCHOR, "max_length": max_length, "train_windows": train_windows, "conversations": dict(sorted(conv_counts.items())),
                "unlabelled_conversations": len(unlabelled), "split": split_report(kept)}
     card = build_card(kept, load_report=load_report.to_dict(), hygiene_report=hygiene.to_dict(), conversations=summary)
     write_card(card, out / "card.json", out / "card.md")

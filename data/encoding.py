@@ -10,10 +10,15 @@ scam SMS put the hook first and the contact/link last. Before tokenizing, texts 
 `8 * max_length` characters are cut the same way on characters, so a 100,000-character text
 costs no more than a long SMS. Chat windows (data/conversations.py) are prepared with
 `keep="tail"` instead: the newest turns are what matters, and they are kept whole.
+
+`configure_tokenizer` is the one place that sets the Rust tokenizer up for this (no padding, no
+truncation: `encode_ids` and `pad` do both); training, evaluation, export parity and serving
+all call it. `prepare(..., normalizer=)` takes a serving artifact's `data.normalize.Normalizer`
+(the table exported with the model); without one, the source tree's default table is used.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -30,18 +35,32 @@ def head_tail(seq: Sequence, budget: int):
 
 
 KEEP = ("head_tail", "tail")
+TRUNCATION = "head_tail"  # the rule for single messages, written into fanzha.json ("input.truncation")
 
 
-def prepare(text: str, max_length: int, keep: str = "head_tail") -> str:
+def configure_tokenizer(tokenizer):
+    """Set a tokenizer up for `encode_ids`: no padding, no truncation (this module does both,
+    head + tail). Takes a `tokenizers.Tokenizer` or a transformers fast tokenizer (its
+    `backend_tokenizer` is configured); returns the `tokenizers.Tokenizer` to pass to `encode_ids`."""
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    backend.no_padding()
+    backend.no_truncation()
+    return backend
+
+
+def prepare(text: str, max_length: int, keep: str = "head_tail",
+            normalizer: Callable[[str], str] | None = None) -> str:
     """Normalize and cut an over-long text on characters (head and tail) before tokenizing.
     keep="tail" (chat windows, newest turn last) keeps the last `max_length - 2` characters: a
-    character is at least one token, so the text then fits and `encode_ids` cuts nothing."""
+    character is at least one token, so the text then fits and `encode_ids` cuts nothing.
+    `normalizer`: a serving artifact's Normalizer (default: data.normalize.normalize)."""
+    norm = normalizer or normalize
     if keep == "tail":
-        text = normalize(text)
+        text = norm(text)
         return text[max(0, len(text) - (max_length - 2)):].lstrip()  # a cut may start at a space
     if keep != "head_tail":
         raise ValueError(f"keep must be one of {KEEP}, got {keep!r}")
-    return head_tail(normalize(text), 8 * max_length)
+    return head_tail(norm(text), 8 * max_length)
 
 
 def encode_ids(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:

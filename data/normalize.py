@@ -19,14 +19,22 @@ recall. Steps, in order:
      becomes one space, so "123456 🔒 5分钟" never merges digits). ASCII * # - . between digits
      stay (138****5678, 2024-11-03, 256.00).
 4. Traditional -> Simplified (OpenCC t2s, built once): after step 3 so that 回🔥覆 -> 回复.
-5. The variant table `configs/variants.yaml` (canonical -> disguises), one regex, longest
-   first, separators allowed inside a variant; Latin edges match whole tokens only.
+5. The variant table (canonical -> disguises), one regex, longest first, separators allowed
+   inside a variant; Latin edges match whole tokens only. Training code uses the source tree's
+   `configs/variants.yaml` (or $FANZHA_VARIANTS); a serving artifact carries its own copy
+   (`variants.yaml`, exported with the model) and serving builds `Normalizer(that file)`, so an
+   edit to the source table never changes what a deployed model sees.
+
+NORMALIZATION_VERSION names steps 1-5 as coded here; export writes it into fanzha.json and
+serving refuses an artifact exported with another one. Bump it whenever a change here (not in
+the table) changes any output.
 
 Legitimate notices keep their meaning: codes, amounts, dates, card tails, URLs, 【brand】.
 Known, accepted losses: 王*明 -> 王明, 周一-周五 -> 周一周五, 威信 ("prestige") -> 微信.
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -38,6 +46,7 @@ from pathlib import Path
 import yaml
 
 VARIANTS_PATH = Path(__file__).resolve().parent.parent / "configs" / "variants.yaml"
+NORMALIZATION_VERSION = "1"  # steps 1-5 as coded below; the table is versioned by its sha256
 
 # --- step 1: character-level map -------------------------------------------------------------
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u2061\u2062\u2063\u2064\u20e3"
@@ -174,8 +183,14 @@ def _prepare(text: str) -> str:
     return text.lower()
 
 
-def load_variants(path: str | Path = VARIANTS_PATH) -> VariantTable:
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+def load_variants(path: str | Path | None = None) -> VariantTable:
+    """The table at `path` (default: `default_table_path()`), checked and put in normalized form."""
+    path = default_table_path() if path is None else path
+    return _parse_variants(Path(path).read_text(encoding="utf-8"), path)
+
+
+def _parse_variants(text: str, path) -> VariantTable:
+    raw = yaml.safe_load(text)
     variants = {}
     for canonical, spellings in raw["variants"].items():
         canonical = str(canonical)
@@ -218,9 +233,7 @@ def _trie_regex(keys) -> re.Pattern:
                                for c in sorted(trie)))
 
 
-@lru_cache(maxsize=1)
-def _compiled():
-    table = load_variants()
+def _compile(table: VariantTable):
     lookup = {}
     for canonical, spellings in table.variants.items():
         lookup.update(dict.fromkeys(spellings, canonical))
@@ -236,8 +249,8 @@ def _compiled():
 _STRIP_SEP = re.compile(_SEP)
 
 
-def _variants(text: str) -> str:
-    main, lookup, after_add, aliases = _compiled()
+def _variants(text: str, compiled) -> str:
+    main, lookup, after_add, aliases = compiled
 
     def table(t: str) -> str:
         return main.sub(lambda m: lookup[_STRIP_SEP.sub("", m.group())], t)
@@ -255,30 +268,79 @@ def _variants(text: str) -> str:
     return new
 
 
-def _rewrite(text: str) -> str:
+def _rewrite(text: str, compiled) -> str:
     if text.isascii():
-        return _variants(text)
+        return _variants(text, compiled)
     # t2s after the separators (回🔥覆 must become 回复 in one pass) and before the table (轉帳).
-    return _variants(_t2s()(_separators(text)))
+    return _variants(_t2s()(_separators(text)), compiled)
 
 
-def _outside_urls(text: str) -> str:
+def _outside_urls(text: str, compiled) -> str:
     """Steps 3-5 on everything but URLs and e-mail addresses, which are kept verbatim."""
     if not _URL_HINT(text):
-        return _rewrite(text)
+        return _rewrite(text, compiled)
     out, pos = [], 0
     for m in _URL.finditer(text):
-        out += (_rewrite(text[pos:m.start()]), m.group())
+        out += (_rewrite(text[pos:m.start()], compiled), m.group())
         pos = m.end()
-    out.append(_rewrite(text[pos:]))
+    out.append(_rewrite(text[pos:], compiled))
     return "".join(out)
 
 
 _WS = re.compile(r"[^\S ]\s*| \s+")  # only runs that actually change
 
 
-def normalize(text: str) -> str:
-    """Return the canonical form of one message. Raises TypeError for a non-string."""
+class Normalizer:
+    """`normalize` with the variant table at `path` (a serving artifact's `variants.yaml`):
+    a callable str -> str. `sha256` is the table file's digest (what fanzha.json records)."""
+
+    def __init__(self, path: str | Path):
+        import hashlib
+
+        self.path = Path(path)
+        raw = self.path.read_bytes()  # read once: the digest and the table are of the same bytes
+        self.sha256 = hashlib.sha256(raw).hexdigest()
+        self.table = _parse_variants(raw.decode("utf-8"), self.path)
+        self._compiled = _compile(self.table)
+
+    def __call__(self, text: str) -> str:
+        return _normalize(text, self._compiled)
+
+    def __repr__(self) -> str:
+        return f"Normalizer({str(self.path)!r})"
+
+
+def default_table_path() -> Path:
+    """The table training code uses: $FANZHA_VARIANTS, else the source tree's configs/variants.yaml."""
+    return Path(os.environ.get("FANZHA_VARIANTS") or VARIANTS_PATH)
+
+
+@lru_cache(maxsize=1)
+def _default() -> Normalizer:
+    path = default_table_path()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no normalization table. Serving reads the one in its artifact (serving.predictor.Predictor"
+            f"(...).normalize); training code needs the source tree's configs/variants.yaml or $FANZHA_VARIANTS")
+    return Normalizer(path)
+
+
+def normalize(text: str, table: Normalizer | str | Path | None = None) -> str:
+    """Return the canonical form of one message. Raises TypeError for a non-string.
+    `table`: a Normalizer or a variant-table path (default: `default_table_path()`)."""
+    if table is None:
+        return _normalize(text, _default()._compiled)
+    if not isinstance(table, Normalizer):
+        table = _normalizer_at(str(Path(table).resolve()))
+    return table(text)
+
+
+@lru_cache(maxsize=8)
+def _normalizer_at(path: str) -> Normalizer:
+    return Normalizer(path)
+
+
+def _normalize(text: str, compiled) -> str:
     if not isinstance(text, str):
         raise TypeError(f"text must be a string, got {type(text).__name__}")
     if not text.isascii():  # pure-ASCII messages skip step 1 and NFKC (and _rewrite 3-4)
@@ -291,7 +353,7 @@ def normalize(text: str) -> str:
     cleaned = _drop_controls(text)
     if cleaned is not text:  # a dropped control may have left two spaces side by side
         cleaned = _WS.sub(" ", cleaned)
-    text = _outside_urls(cleaned.strip().lower())
+    text = _outside_urls(cleaned.strip().lower(), compiled)
     return _WS.sub(" ", text).strip() if "  " in text else text  # a dropped control / run
 
 

@@ -27,7 +27,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from data.encoding import encode_batch, prepare
+from data.encoding import TRUNCATION, configure_tokenizer, encode_batch, prepare
+from data.normalize import NORMALIZATION_VERSION, Normalizer
 from data.taxonomy import best_in_top_category
 from serving import tuning
 from serving.policy import ACTIONS, CATEGORIES, Policy
@@ -65,6 +66,32 @@ class ArtifactMeta:
         )
 
 
+def artifact_normalizer(folder: Path) -> Normalizer:
+    """The artifact's own normalization (fanzha.json `input.normalization`, its `variants.yaml`).
+    An artifact exported before the input contract, or whose table does not match, is refused:
+    normalizing with the source tree's table could silently change what the model sees."""
+    raw = json.loads((folder / "fanzha.json").read_text(encoding="utf-8"))
+    spec = (raw.get("input") or {}).get("normalization") or {}
+    redo = "re-export it with `fanzha export MODEL_ARTIFACT OUT`"
+    if not spec:
+        raise ArtifactError(f"{folder}: fanzha.json has no input.normalization (exported before serving artifacts "
+                            f"carried their normalization table); {redo}")
+    if str(spec.get("version")) != NORMALIZATION_VERSION:
+        raise ArtifactError(f"{folder}: exported with normalization version {spec.get('version')!r}, this code "
+                            f"implements {NORMALIZATION_VERSION!r}; {redo} (or serve it with a matching fanzha)")
+    table = folder / spec.get("table", "variants.yaml")
+    if not table.is_file():
+        raise ArtifactError(f"{table} not found: the artifact lacks its normalization table; {redo}")
+    normalizer = Normalizer(table)
+    if spec.get("table_sha256") and normalizer.sha256 != spec["table_sha256"]:
+        raise ArtifactError(f"{table}: sha256 {normalizer.sha256[:12]}… differs from fanzha.json's "
+                            f"{str(spec['table_sha256'])[:12]}…; {redo}")
+    truncation = (raw.get("input") or {}).get("truncation", TRUNCATION)
+    if truncation != TRUNCATION:
+        raise ArtifactError(f"{folder}: truncation {truncation!r} is not supported here ({TRUNCATION!r}); {redo}")
+    return normalizer
+
+
 VARIANT_FILES = {"fp32": "model.onnx", "opt": "model.opt.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 
 
@@ -97,9 +124,11 @@ class Predictor:
         if not model_path.is_file():
             raise ArtifactError(f"{model_path} not found; variants here: {sorted(p.name for p in self.folder.glob('*.onnx'))}")
         self.session = _session(model_path, threads)
-        self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-        self.tokenizer.no_padding()  # data.encoding pads and truncates (head + tail) itself
-        self.tokenizer.no_truncation()
+        # data.encoding pads and truncates (head + tail) itself; the same set-up as training's
+        self.tokenizer = configure_tokenizer(Tokenizer.from_file(str(self.folder / "tokenizer.json")))
+        # The normalization table exported with the model (never the source tree's): str -> str,
+        # also what the policy's block-list is matched on.
+        self.normalize: Normalizer = artifact_normalizer(self.folder)
         self.policy = policy or Policy.load(self.folder / "policy.yaml")
         self.batch_size = batch_size
         self.categories = np.array([label.split(".", 1)[0] for label in self.labels])
@@ -153,7 +182,7 @@ class Predictor:
             if not isinstance(text, str):
                 results[i] = {**_EMPTY, "error": f"text must be a string, got {type(text).__name__}"}
                 continue
-            p = prepare(text, max_length)
+            p = prepare(text, max_length, normalizer=self.normalize)
             if not p:
                 results[i] = {**_EMPTY, "error": "empty text"}
                 continue

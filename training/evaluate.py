@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data.encoding import encode_ids, head_tail, pad, prepare
+from data.encoding import configure_tokenizer, encode_ids, head_tail, pad, prepare
 from data.tables import read_table
 from data.taxonomy import load_taxonomy
 from training.calibration import block_threshold, expected_calibration_error, fit_temperature, softmax
@@ -49,7 +49,7 @@ def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_si
         prepared = [prepare(t, max_length) for t in texts]
     else:
         prepared = [head_tail(normalizer(t), 8 * max_length) for t in texts]
-    ids = encode_ids(tokenizer.backend_tokenizer, prepared, max_length)
+    ids = encode_ids(configure_tokenizer(tokenizer), prepared, max_length)
     order = np.argsort([len(r) for r in ids], kind="stable")
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
     for start in tqdm(range(0, len(order), batch_size), desc="evaluate", disable=not progress):

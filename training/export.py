@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import yaml
 
+from data.normalize import Normalizer
 from training import optimize
 from training.evaluate import predict_logits
 from training.fingerprint import CalibrationError, check_calibration
@@ -123,6 +124,51 @@ def apply_calibration(model_dir: Path, policy_path: Path, explicit_policy: bool,
             fraud["flag"] = min(fraud["flag"], fraud["block"])
         policy_path.write_text(yaml.safe_dump(policy, sort_keys=False), encoding="utf-8")
     return calibration
+
+
+INPUT_TABLES = {"variants": "variants.yaml", "taxonomy": "taxonomy.yaml"}  # file names in both artifacts
+
+
+def copy_input_tables(model_dir: Path, cfg: dict, dest: Path) -> None:
+    """The normalization table and the taxonomy the model was trained with (the training artifact's
+    copies, written by `fanzha train`; for an older model folder, the source tree's) into `dest`."""
+    from data.normalize import default_table_path
+
+    sources = {"variants": default_table_path(), "taxonomy": Path(cfg["taxonomy"])}
+    for key, name in INPUT_TABLES.items():
+        src = model_dir / name if (model_dir / name).is_file() else sources[key]
+        if not src.is_file():
+            raise FileNotFoundError(f"{src}: the {key} table to ship with the model is missing")
+        if src != model_dir / name:
+            print(f"[fanzha] note: {model_dir} has no {name} (trained before models kept it); shipping {src}",
+                  file=sys.stderr, flush=True)
+        shutil.copy(src, dest / name)
+
+
+def chat_settings(cfg: dict) -> dict:
+    """{"window", "anchor"} of a chat model: what data.conversations built its corpus with (the
+    corpus folder's card.json `conversations`), else data.conversations' defaults."""
+    from data.conversations import ANCHOR, WINDOW
+
+    for folder in (cfg.get("data") or {}).get("corpus_dirs") or ():
+        card = Path(folder) / "card.json"
+        if card.is_file():
+            conv = json.loads(card.read_text(encoding="utf-8")).get("conversations") or {}
+            if "window" in conv:
+                return {"window": int(conv["window"]), "anchor": int(conv.get("anchor", ANCHOR))}
+    return {"window": WINDOW, "anchor": ANCHOR}
+
+
+def input_section(folder: Path, cfg: dict) -> dict:
+    """fanzha.json `input`: everything that shapes the model's input, naming files of `folder`
+    (which the manifest hashes). Serving reads these, never the source tree."""
+    from data.encoding import TRUNCATION
+    from data.normalize import NORMALIZATION_VERSION
+
+    return {"max_length": int(cfg["max_length"]), "truncation": TRUNCATION,
+            "normalization": {"version": NORMALIZATION_VERSION, "table": INPUT_TABLES["variants"],
+                              "table_sha256": sha256(folder / INPUT_TABLES["variants"])},
+            "taxonomy": INPUT_TABLES["taxonomy"], "chat": chat_settings(cfg)}
 
 
 def check_parity(name: str, report: dict, path: Path) -> None:
@@ -227,6 +273,7 @@ def _export_into(tmp: Path, model, tokenizer, cfg: dict, model_dir: Path, out: P
     for name in TOKENIZER_FILES + ("config.json",):
         if (model_dir / name).is_file():
             shutil.copy(model_dir / name, tmp / name)
+    copy_input_tables(model_dir, cfg, tmp)  # variants.yaml, taxonomy.yaml: read from here on, never the source tree
     shutil.copy(policy or cfg["policy"], tmp / "policy.yaml")
     calibration = apply_calibration(model_dir, tmp / "policy.yaml", explicit_policy=policy is not None,
                                     write_policy=certify is None)
@@ -234,7 +281,8 @@ def _export_into(tmp: Path, model, tokenizer, cfg: dict, model_dir: Path, out: P
 
     print("[fanzha] parity check: PyTorch vs ONNX Runtime", flush=True)
     texts = sample or sample_texts()
-    reference = predict_logits(model, tokenizer, texts, cfg["max_length"])
+    reference = predict_logits(model, tokenizer, texts, cfg["max_length"],
+                               normalizer=Normalizer(tmp / INPUT_TABLES["variants"]))  # as served (ONNX: the same file)
     report = {"fp32": parity_report(reference, onnx_logits(tmp / "model.onnx", tmp / "tokenizer.json", texts,
                                                             cfg["max_length"]), FP32_TOLERANCE)}
     (tmp / "parity.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
@@ -264,7 +312,8 @@ def _export_into(tmp: Path, model, tokenizer, cfg: dict, model_dir: Path, out: P
     meta = {"labels": labels, "max_length": cfg["max_length"], "temperature": temperature,
             "default_variant": report["default_variant"],
             "model_name": out.parent.name if out.name == "serving" else out.name,
-            "version": time.strftime("%Y%m%d%H%M%S"), "base_model": cfg["base_model"]}
+            "version": time.strftime("%Y%m%d%H%M%S"), "base_model": cfg["base_model"],
+            "input": input_section(tmp, cfg)}
     if certified:  # one entry per shipped CPU variant; the policy names it
         meta["certified"] = {optimize.VARIANTS[name]: certified[optimize.VARIANTS[name]] for name in passed}
         _policy_says_certified(tmp / "policy.yaml")
@@ -288,7 +337,8 @@ def _certify(certify, tmp: Path, cfg: dict, model_dir: Path, labels: list[str], 
     (not shipped with --int8-optional, else a GuardError). Removes failed variants from `passed`."""
     # a provisional fanzha.json: the Predictor needs labels and max_length (final one written later)
     (tmp / "fanzha.json").write_text(json.dumps({"labels": labels, "max_length": cfg["max_length"], "temperature": 1.0,
-                                                 "default_variant": optimize.VARIANTS[passed[0]]}), encoding="utf-8")
+                                                 "default_variant": optimize.VARIANTS[passed[0]],
+                                                 "input": input_section(tmp, cfg)}), encoding="utf-8")
     test, test_where = optimize.test_rows(model_dir, cap, data=guard_data)
     result = certify(tmp, [optimize.VARIANTS[name] for name in passed], rows, test, cfg.get("taxonomy"))
     certified, guards = result["certified"], result.get("guards", {})

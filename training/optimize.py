@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from data.encoding import encode_batch, prepare
+from data.encoding import configure_tokenizer, encode_batch, prepare
+from data.normalize import Normalizer
 
 VARIANTS = {"fp32": "model.onnx", "opt": "model.opt.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 CPU_VARIANTS = ("fp32", "opt", "int8")
@@ -66,8 +67,11 @@ def encoded_batches(tokenizer_json: Path, texts: list[str], max_length: int, bat
     """(row indices, input_ids, attention_mask) per batch; sorted by length for little padding."""
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(tokenizer_json))
-    prepared = [prepare(t, max_length) for t in texts]
+    tok = configure_tokenizer(Tokenizer.from_file(str(tokenizer_json)))
+    # the normalization table of the artifact being built (export copies it in before any check)
+    table = Path(tokenizer_json).parent / "variants.yaml"
+    normalizer = Normalizer(table) if table.is_file() else None
+    prepared = [prepare(t, max_length, normalizer=normalizer) for t in texts]
     order = np.argsort([len(p) for p in prepared], kind="stable") if sort else np.arange(len(prepared))
     out = []
     for start in range(0, len(order), batch_size):

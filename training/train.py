@@ -27,7 +27,8 @@ import torch
 import yaml
 
 from data.card import build_card, write_card
-from data.encoding import encode_ids, prepare
+from data.encoding import configure_tokenizer, encode_ids, prepare
+from data.normalize import default_table_path
 from data.taxonomy import TaxonomyError, load_taxonomy
 from training.base_model import resolve
 from training.config import ConfigError, TrainConfig, load_config, save_config
@@ -72,7 +73,7 @@ def build_dataset(rows: list[dict], tokenizer, taxonomy, max_length: int, weight
 
     obfuscator = Obfuscator(augment) if augment else None
     rng = random.Random(seed)
-    backend = tokenizer.backend_tokenizer
+    backend = configure_tokenizer(tokenizer)  # the same set-up as evaluation, export and serving
     dataset = Dataset.from_dict({
         "text": [r["text"] for r in rows],
         "allowed": [taxonomy.allowed_mask(r["label"]) for r in rows],
@@ -131,6 +132,14 @@ def remove_stale_outputs(out: Path) -> list[str]:
     return removed
 
 
+def keep_input_tables(cfg: TrainConfig, out: Path) -> None:
+    """The normalization table and the taxonomy this model is trained with, kept in the model
+    artifact (`variants.yaml`, `taxonomy.yaml`): `fanzha export` ships these copies, so a later
+    edit of configs/ never reaches the serving artifact of this model."""
+    shutil.copy(default_table_path(), out / "variants.yaml")
+    shutil.copy(cfg.taxonomy, out / "taxonomy.yaml")
+
+
 def train(cfg: TrainConfig) -> Path:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
 
@@ -143,6 +152,7 @@ def train(cfg: TrainConfig) -> Path:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_outputs(out)
+    keep_input_tables(cfg, out)
     splits, manifest = load_splits(cfg.data, taxonomy, out / "_work")
     print(f"[fanzha] data: {manifest['rows']}  train labels: {manifest['labels']['train']}", flush=True)
 

@@ -4,7 +4,6 @@
 """
 import random
 import re
-import time
 import unicodedata
 
 import pytest
@@ -171,16 +170,20 @@ def test_non_string_raises_type_error(bad):
         normalize(bad)
 
 
-@pytest.mark.parametrize("text", [
-    ("兼职刷单，日结300-500元，加★薇★信：abc8866，稳赚不赔！" * 3000)[:100_000],
-    "a" * 100_000, "-" * 100_000, "- " * 50_000, "加-" * 50_000, "★ " * 50_000, "x@" * 50_000,
-    "v" + "★" * 99_998 + "x", "1." * 50_000,
+_SCAM = "兼职刷单，日结300-500元，加★薇★信：abc8866，稳赚不赔！"  # 35 characters
+
+
+@pytest.mark.parametrize("text, expected", [
+    ((_SCAM * 3000)[:100_000], "兼职刷单,日结300-500元,加微信:abc8866,稳赚不赔!" * 2857 + "兼职刷单,"),
+    ("a" * 100_000, "a" * 100_000), ("-" * 100_000, "-" * 100_000), ("- " * 50_000, ("- " * 50_000).rstrip()),
+    ("加-" * 50_000, "加" * 50_000 + "-"), ("★ " * 50_000, ("★ " * 50_000).rstrip()), ("x@" * 50_000, "x@" * 50_000),
+    ("v" + "★" * 99_998 + "x", "微信"), ("1." * 50_000, "1." * 50_000),
 ])
-def test_long_and_pathological_texts_stay_linear(text):
-    # Not a benchmark (see `python -m data.normalize --bench`): a guard against regex blow-ups.
-    start = time.perf_counter()
+def test_long_and_pathological_texts(text, expected):
+    # Speed is measured by `make bench` (python -m data.normalize --bench), never by a timed unit
+    # test; this checks what 100,000-character and pathological inputs become.
     out = normalize(text)
-    assert time.perf_counter() - start < 3.0
+    assert out == expected
     assert normalize(out) == out
 
 
@@ -198,6 +201,40 @@ def test_benchmark_and_cli(capsys):
     assert benchmark(["加★薇★信"], repeat=5) > 0
     assert main(["加★薇★信：ＡＢＣ①②③"]) == 0
     assert capsys.readouterr().out == "加微信:abc123\n"
+
+
+def test_a_normalizer_uses_its_own_table_only(tmp_path):
+    """Serving builds a Normalizer from its artifact's table; the default table is left alone."""
+    from data.normalize import VARIANTS_PATH, Normalizer
+
+    own = tmp_path / "variants.yaml"
+    own.write_text("variants:\n  验证码: [取件码]\n", encoding="utf-8")
+    normalizer = Normalizer(own)
+    assert normalizer("取件码：8-3-1204，加薇信") == "验证码:8-3-1204,加薇信"  # no 薇信 in this table
+    assert normalize("取件码：8-3-1204，加薇信") == "取件码:8-3-1204,加微信"  # the default: unchanged
+    assert normalize("取件码：1", table=own) == "验证码:1" and normalize("取件码：1", table=normalizer) == "验证码:1"
+    assert Normalizer(VARIANTS_PATH)(LEGIT_SAMPLE) == normalize(LEGIT_SAMPLE)
+    import hashlib
+
+    assert normalizer.sha256 == hashlib.sha256(own.read_bytes()).hexdigest()
+
+
+def test_the_default_table_can_be_named(tmp_path, monkeypatch):
+    import data.normalize as norm
+
+    own = tmp_path / "variants.yaml"
+    own.write_text("variants:\n  验证码: [取件码]\n", encoding="utf-8")
+    monkeypatch.setenv("FANZHA_VARIANTS", str(own))
+    norm._default.cache_clear()
+    try:
+        assert norm.default_table_path() == own and normalize("取件码") == "验证码"
+    finally:
+        monkeypatch.delenv("FANZHA_VARIANTS")
+        norm._default.cache_clear()
+    assert normalize("取件码") == "取件码"
+
+
+LEGIT_SAMPLE = "【中国银行】您尾号1234的账户于11月3日14:22转入人民币256.00元，加★薇★信 ＶＸ"
 
 
 def test_basic_is_the_generic_clean_up_only():

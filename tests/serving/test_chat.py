@@ -73,7 +73,8 @@ def test_window_size_comes_from_the_artifact(tiny_serving, tmp_path, monkeypatch
     copy = tmp_path / "chat"
     shutil.copytree(tiny_serving, copy)
     meta = json.loads((copy / "fanzha.json").read_text())
-    (copy / "fanzha.json").write_text(json.dumps({**meta, "chat": {"window": 2, "anchor": 0}}))
+    # export writes the chat window and anchor into fanzha.json `input` (tests/test_artifact_contract.py)
+    (copy / "fanzha.json").write_text(json.dumps({**meta, "input": {**meta["input"], "chat": {"window": 2, "anchor": 0}}}))
     scorer = ConversationScorer(Predictor(copy))
     assert (scorer.window, scorer.anchor) == (2, 0)
     fallback = Predictor(tiny_serving)

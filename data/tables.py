@@ -9,6 +9,11 @@ not a JSON object, or a CSV line whose quoting is broken (data/csv_records.py), 
 whose `_error` column says why. `read_chunks` yields exact chunks with a `Cursor` after each, from
 which a later read can start (byte offsets for CSV/TSV/JSONL, a row index for Parquet): that is
 what makes batch scoring resumable.
+
+Integer columns keep their type and exact value, also when some rows lack a value (a missing
+key, a null, an unparseable line): JSONL and Parquet integers are read as pandas' nullable
+`Int64` (never float64, which rounds ids above 2^53), integers beyond int64 stay Python ints,
+and every writer puts the same digits back (CSV/TSV cells are text and are kept as read).
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import pandas as pd
 
 from data.csv_records import CsvRecords
 
+INT64 = (-(1 << 63), (1 << 63) - 1)
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 ROW_ERROR = "_error"  # column set on rows the reader could not parse
 
@@ -124,11 +130,42 @@ def _parquet_chunks(path: Path, chunk_rows: int, start: Cursor | None):
             table = pa.concat_tables(buffer).combine_chunks()
             head, rest = table.slice(0, chunk_rows), table.slice(chunk_rows)
             rows += head.num_rows
-            yield head.to_pandas(), Cursor(rows, rows, 0)
+            yield _to_pandas(head), Cursor(rows, rows, 0)
             buffer, buffered = ([rest] if rest.num_rows else []), rest.num_rows
     if buffered:
         rows += buffered
-        yield pa.concat_tables(buffer).combine_chunks().to_pandas(), Cursor(rows, rows, 0)
+        yield _to_pandas(pa.concat_tables(buffer).combine_chunks()), Cursor(rows, rows, 0)
+
+
+def _to_pandas(table) -> pd.DataFrame:
+    """Arrow integers become nullable pandas integers (Int64, UInt64, ...): with a null, plain
+    to_pandas() would make them float64 and round ids above 2^53."""
+    import pyarrow as pa
+
+    def nullable(kind):
+        if pa.types.is_integer(kind):
+            return pd.api.types.pandas_dtype(("U" if pa.types.is_unsigned_integer(kind) else "") + f"Int{kind.bit_width}")
+        return None
+
+    return table.to_pandas(types_mapper=nullable)
+
+
+def _keep_ints(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns built from parsed JSON: a column of integers (and missing values) becomes
+    Int64, exactly (integers beyond int64 stay Python ints); then the other columns' types are inferred."""
+    ints = {}
+    for column in frame.columns:
+        values = [v for v in frame[column].tolist() if v is not None and not (isinstance(v, float) and v != v)]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            if all(INT64[0] <= v <= INT64[1] for v in values):
+                ints[column] = pd.array([None if v is None or (isinstance(v, float) and v != v) else v
+                                         for v in frame[column].tolist()], dtype="Int64")
+            else:
+                ints[column] = frame[column]
+    rest = frame.drop(columns=list(ints)).infer_objects() if ints else frame.infer_objects()
+    for column, values in ints.items():
+        rest[column] = values
+    return rest[list(frame.columns)]
 
 
 def read_chunks(path: str | Path, chunk_rows: int = 10_000, start: Cursor | None = None,
@@ -165,8 +202,8 @@ def read_chunks(path: str | Path, chunk_rows: int = 10_000, start: Cursor | None
 
 
 def _frame(rows: list, errors: list, columns: list[str] | None) -> pd.DataFrame:
-    if columns is None:  # JSONL: dicts
-        return pd.DataFrame(rows)
+    if columns is None:  # JSONL: dicts (as objects first: pandas would make an int column with a gap float64)
+        return _keep_ints(pd.DataFrame(rows, dtype=object))
     frame = pd.DataFrame(rows, columns=columns, dtype=object)
     if any(errors):
         frame[ROW_ERROR] = errors
@@ -226,7 +263,10 @@ class TableWriter:
         self._started = append and self.fmt != "parquet" and self.path.is_file() and self.path.stat().st_size > 0
 
     def write(self, frame: pd.DataFrame) -> None:
-        frame = frame.map(clean_text) if len(frame) else frame
+        if len(frame):  # text columns only: an Int64 column stays as it is
+            text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])
+                    and not pd.api.types.is_bool_dtype(frame[c])]
+            frame = frame.assign(**{c: frame[c].map(clean_text) for c in text}) if text else frame
         if self.fmt in ("csv", "tsv"):
             frame.to_csv(self.path, sep="\t" if self.fmt == "tsv" else ",", index=False,
                          mode="a" if self._started else "w", header=not self._started, encoding="utf-8")
@@ -274,6 +314,8 @@ def to_arrow(frame: pd.DataFrame):
 
 
 def _jsonable(value):
+    if value is pd.NA or value is pd.NaT:
+        return None
     if value is None or isinstance(value, (str, int, float, bool, list, dict)):
         return value if not (isinstance(value, float) and value != value) else None
     if hasattr(value, "item"):

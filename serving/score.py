@@ -44,7 +44,9 @@ class ScoreError(ValueError):
 
 
 def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    from serving.tuning import cpu_cores
+
+    return cpu_cores()  # affinity, capped by the container's cgroup CPU quota
 
 
 def score_frame(predictor: Predictor, frame: pd.DataFrame, text_column: str) -> pd.DataFrame:
@@ -199,8 +201,10 @@ def score_file(model: str | Path, input_path: str | Path, output_path: str | Pat
     bar = tqdm(total=count_rows(input_path), initial=resumed_from, desc="score", unit=" rows",
                disable=not progress, smoothing=0.1, dynamic_ncols=True)
     started, dropped = time.time(), set()
+    rows_read = out.cursor.rows if out.cursor else 0  # counted by the reader, apart from what is written
     try:
         for scored, cursor in chunks:
+            rows_read = cursor.rows if cursor is not None else rows_read
             # JSONL rows may lack keys or add new ones: every chunk gets the same columns (new keys
             # are kept in JSONL output; a CSV header or Parquet schema cannot take them)
             extra = [c for c in scored.columns if c not in columns and c not in RESULT_FIELDS]
@@ -220,7 +224,7 @@ def score_file(model: str | Path, input_path: str | Path, output_path: str | Pat
     seconds = time.time() - started
     summary = tally.to_dict()
     new_rows = summary.pop("rows") - resumed_from
-    return {"rows_in": tally.rows, "rows_out": out.rows, **summary, "resumed_from": resumed_from,
+    return {"rows_in": rows_read, "rows_out": out.rows, **summary, "resumed_from": resumed_from,
             "engine": engine, "workers": workers or 1 if engine == "local" else workers, "seconds": round(seconds, 2),
             "rows_per_second": round(new_rows / seconds, 1) if seconds else None,
             "peak_rss_mb": peak_rss_mb(), "output": str(output_path),

@@ -46,7 +46,7 @@ def build(name: str, model_dir: Path, serving: Path, max_length: int) -> Callabl
     predictor = Predictor(serving, variant=name.split("-", 1)[1])
     if name.startswith("predictor"):
         return predictor.classify
-    return lambda texts: predictor.probabilities([prepare(t, max_length) for t in texts])
+    return lambda texts: predictor.probabilities([prepare(t, max_length, normalizer=predictor.normalize) for t in texts])
 
 
 def latency(fn: Callable, texts: list[str], calls: int) -> dict:

@@ -4,9 +4,16 @@
 
 Message text is personal data, so by default it is never logged. The decision log (logger
 `fanzha.decisions`, one JSON line per message on stderr) holds the action, label, reason,
-scores, the text's length and a fingerprint (sha256 prefix, or HMAC-SHA256 keyed by
-FANZHA_LOG_HASH_KEY so that short texts such as verification codes cannot be guessed back
-from it). FANZHA_DECISION_LOG=0 turns it off.
+scores, the text's length and a fingerprint: HMAC-SHA256 of the text, so that templated SMS and
+short texts such as verification codes cannot be guessed back from it. The key is
+FANZHA_LOG_HASH_KEY when set; otherwise a random key per deployment, written once (mode 0600) to
+`log-hash.key` in the state folder FANZHA_STATE_DIR (default `$XDG_STATE_HOME/fanzha`, i.e.
+`~/.local/state/fanzha`): services and workers sharing that folder share the key, so their
+fingerprints match. FANZHA_DECISION_LOG=0 turns the log off.
+
+Logging never fails a request: a write that fails (a full disk, a closed stream) is counted
+in `fanzha_log_errors_total{log="decision"|"audit"}` (serving/metrics.py), reported on stderr
+at most once a minute, and the answer goes out.
 
 The audit log (FANZHA_AUDIT_LOG=/path/audit.jsonl, off by default) adds the sender and the
 text with phone, bank-card and ID-card numbers masked: any run of 7 or more digits (spaces or
@@ -22,10 +29,14 @@ import json
 import logging
 import os
 import re
+import secrets
 import sys
 import threading
 import time
 from pathlib import Path
+
+KEY_FILE = "log-hash.key"
+_log = logging.getLogger("fanzha.audit")
 
 _NUMBER = re.compile(r"\d{17}[Xx]|\+?\d(?:[ \-]?\d){6,}")  # an ID card may end in X
 _KEEP = ("action", "label", "reason", "score", "fraud_score", "error")
@@ -56,10 +67,70 @@ def fingerprint(text: str, key: bytes | None = None) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
+def state_dir() -> Path:
+    """Where the service keeps what must outlive a process: FANZHA_STATE_DIR, else $XDG_STATE_HOME/fanzha."""
+    folder = os.environ.get("FANZHA_STATE_DIR")
+    if folder:
+        return Path(folder).expanduser()
+    return Path(os.environ.get("XDG_STATE_HOME") or "~/.local/state").expanduser() / "fanzha"
+
+
+def deployment_key(folder: str | Path | None = None) -> bytes:
+    """The deployment's fingerprint key: read from `folder/log-hash.key`, created there first (random,
+    0600) if missing. Concurrent creators agree: the file appears whole, once (a hard link of a
+    finished temporary file), and every process then reads the one that won."""
+    folder = Path(folder) if folder is not None else state_dir()
+    path = folder / KEY_FILE
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = folder / f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secrets.token_hex(32).encode() + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process wrote it first: use theirs
+        finally:
+            tmp.unlink()
+    key = path.read_bytes().strip()
+    if len(key) < 32:
+        raise ValueError(f"{path}: a log hash key of {len(key)} bytes; delete it to make a new one")
+    return key
+
+
+def _count_error(log: str) -> None:
+    try:
+        from serving.metrics import count_log_error
+
+        count_log_error(log)
+    except Exception:  # noqa: BLE001 — counting must not fail either
+        pass
+
+
+class _CountingHandler(logging.StreamHandler):
+    """A failed write of a decision line is counted, not raised or printed with a traceback."""
+
+    _last = 0.0
+
+    def handleError(self, record) -> None:  # noqa: N802 — logging's name
+        _count_error("decision")
+        now = time.monotonic()
+        if now - _CountingHandler._last > 60:
+            _CountingHandler._last = now
+            try:
+                sys.__stderr__.write(f"fanzha: decision log write failed: {sys.exc_info()[1]!r}\n")
+            except Exception:  # noqa: BLE001
+                pass
+
+
 def _decision_logger() -> logging.Logger:
     logger = logging.getLogger("fanzha.decisions")
     if not logger.handlers:  # BentoML configures its own loggers only; this one writes plain lines
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CountingHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
@@ -76,16 +147,38 @@ class DecisionLog:
         self.audit_path = Path(audit_path) if audit_path else None
         self._audit = open(self.audit_path, "a", encoding="utf-8", buffering=1 << 16) if self.audit_path else None
         self._lock = threading.Lock()
+        self._reported = 0.0
 
     @classmethod
     def from_env(cls) -> "DecisionLog":
+        """FANZHA_DECISION_LOG, FANZHA_AUDIT_LOG; the key: FANZHA_LOG_HASH_KEY, else the deployment's
+        key in the state folder (`deployment_key`)."""
+        decisions = os.environ.get("FANZHA_DECISION_LOG", "1") not in ("0", "false", "no", "")
+        audit = os.environ.get("FANZHA_AUDIT_LOG") or None
         key = os.environ.get("FANZHA_LOG_HASH_KEY")
-        return cls(decisions=os.environ.get("FANZHA_DECISION_LOG", "1") not in ("0", "false", "no", ""),
-                   audit_path=os.environ.get("FANZHA_AUDIT_LOG") or None, hash_key=key.encode() if key else None)
+        if key:
+            hash_key = key.encode()
+        elif decisions or audit:
+            hash_key = deployment_key()
+        else:
+            hash_key = None
+        return cls(decisions=decisions, audit_path=audit, hash_key=hash_key)
 
     def write(self, results: list[dict], texts: list, senders: list) -> None:
+        """Log one batch; never raises (a failure is counted and reported, see the module docstring)."""
         if self.logger is None and self._audit is None:
             return
+        try:
+            self._write(results, texts, senders)
+        except Exception as e:  # noqa: BLE001 — a log must never fail the answer
+            _count_error("audit" if isinstance(e, _AuditError) else "decision")
+            now = time.monotonic()
+            if now - self._reported > 60:
+                self._reported = now
+                _log.error("writing the %s log failed (%s); counted in fanzha_log_errors_total",
+                           "audit" if isinstance(e, _AuditError) else "decision", e.__cause__ or e)
+
+    def _write(self, results: list[dict], texts: list, senders: list) -> None:
         now = round(time.time(), 3)
         lines, audit = [], []
         for result, text, sender in zip(results, texts, senders):
@@ -100,13 +193,55 @@ class DecisionLog:
             self.logger.info("\n".join(lines))
         if audit:
             with self._lock:
-                self._audit.write("\n".join(audit) + "\n")
-                self._audit.flush()
+                try:
+                    self._audit.write("\n".join(audit) + "\n")
+                    self._audit.flush()
+                except Exception as e:
+                    self._reopen()  # drop what the buffer holds: the next batch starts clean
+                    raise _AuditError() from e
+
+    def _reopen(self) -> None:
+        old, self._audit = self._audit, None
+        try:
+            old.close()
+        except Exception:  # noqa: BLE001 — flushing the failed buffer fails again
+            pass
+        try:
+            self._audit = open(self.audit_path, "a", encoding="utf-8", buffering=1 << 16)
+        except OSError:
+            self._audit = _Unavailable(self.audit_path)
 
     def close(self) -> None:
         if self._audit is not None:
-            self._audit.close()
+            try:
+                self._audit.close()
+            except Exception:  # noqa: BLE001
+                _count_error("audit")
             self._audit = None
+
+
+class _AuditError(Exception):
+    """The audit log could not be written (its cause is the OSError)."""
+
+
+class _Unavailable:
+    """An audit log that could not be reopened: every write tries again."""
+
+    def __init__(self, path: Path):
+        self.path, self._file = path, None
+
+    def write(self, data: str) -> None:
+        if self._file is None:
+            self._file = open(self.path, "a", encoding="utf-8", buffering=1 << 16)
+        self._file.write(data)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 def main(argv=None) -> int:

@@ -15,6 +15,7 @@ millisecond buckets set in serving/service.py) and the adaptive batch sizes
 | `fanzha_batch_items` | | messages per batch as run |
 | `fanzha_text_chars` | | characters per message |
 | `fanzha_policy_reloads_total` | result | policy reloads (ok / invalid) |
+| `fanzha_log_errors_total` | log | decision / audit log writes that failed; the request was answered all the same (serving/audit.py) |
 
 prometheus_client is imported when `ServiceMetrics` is built (in the worker, inside the
 service's `__init__`), after BentoML has set PROMETHEUS_MULTIPROC_DIR — importing it at module
@@ -40,6 +41,10 @@ class ServiceMetrics:
         self.batch_items = prom.Histogram("fanzha_batch_items", "messages per batch as run", buckets=_SIZE_BUCKETS)
         self.text_chars = prom.Histogram("fanzha_text_chars", "characters per message", buckets=_CHAR_BUCKETS)
         self.reloads = prom.Counter("fanzha_policy_reloads_total", "policy reloads", ["result"])
+        self.log_errors = prom.Counter("fanzha_log_errors_total",
+                                       "decision/audit log writes that failed (the request was answered)", ["log"])
+        for log in ("decision", "audit"):  # visible at 0 before the first failure
+            self.log_errors.labels(log)
 
     def record(self, results: list[dict], texts: list, seconds: float) -> None:
         self.inference.observe(seconds)
@@ -55,6 +60,12 @@ class ServiceMetrics:
 
 
 _instance: ServiceMetrics | None = None
+
+
+def count_log_error(log: str) -> None:
+    """A decision ("decision") or audit ("audit") log write failed; counted where the service's metrics live."""
+    if _instance is not None:
+        _instance.log_errors.labels(log).inc()
 
 
 def service_metrics() -> ServiceMetrics:

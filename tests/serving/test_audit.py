@@ -68,3 +68,109 @@ def test_from_env(monkeypatch, tmp_path):
     log = DecisionLog.from_env()
     assert log.logger is None and log.audit_path == tmp_path / "a.jsonl"
     log.close()
+
+
+# -- the fingerprint is keyed by default: one random key per deployment, in the state folder --------
+def _clean_env(monkeypatch, state):
+    monkeypatch.delenv("FANZHA_LOG_HASH_KEY", raising=False)
+    monkeypatch.setenv("FANZHA_STATE_DIR", str(state))
+
+
+def test_fingerprint_is_keyed_by_default(monkeypatch, tmp_path):
+    _clean_env(monkeypatch, tmp_path / "state")
+    log = DecisionLog.from_env()
+    assert log.hash_key, "no FANZHA_LOG_HASH_KEY: a deployment key, never a bare sha256"
+    key_file = tmp_path / "state" / "log-hash.key"
+    assert key_file.is_file() and (key_file.stat().st_mode & 0o777) == 0o600
+    assert len(log.hash_key) >= 32 and log.hash_key in key_file.read_bytes()
+    again = DecisionLog.from_env()
+    assert again.hash_key == log.hash_key, "written once, then read"
+    assert fingerprint("验证码 482913", log.hash_key) != fingerprint("验证码 482913")
+    other = tmp_path / "other"
+    monkeypatch.setenv("FANZHA_STATE_DIR", str(other))
+    assert DecisionLog.from_env().hash_key != log.hash_key, "random per deployment"
+
+
+def test_an_explicit_key_wins_and_writes_nothing(monkeypatch, tmp_path):
+    _clean_env(monkeypatch, tmp_path / "state")
+    monkeypatch.setenv("FANZHA_LOG_HASH_KEY", "s3cret")
+    assert DecisionLog.from_env().hash_key == b"s3cret"
+    assert not (tmp_path / "state" / "log-hash.key").exists()
+
+
+def test_two_services_on_one_state_folder_share_the_key(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "FANZHA_LOG_HASH_KEY"}
+    env["FANZHA_STATE_DIR"] = str(tmp_path / "shared")
+    code = "from serving.audit import DecisionLog; print(DecisionLog.from_env().hash_key.hex())"
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=repo, env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(4)]  # started together: a race for who writes the key
+    keys = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert len(keys) == 1 and "" not in keys
+
+
+# -- a logging failure never fails the request: it is counted --------------------------------------
+def _log_errors() -> float:
+    from prometheus_client import REGISTRY
+
+    return sum(REGISTRY.get_sample_value("fanzha_log_errors_total", {"log": kind}) or 0 for kind in ("decision", "audit"))
+
+
+def test_a_full_disk_does_not_raise_and_is_counted(tmp_path):
+    from serving.metrics import service_metrics
+
+    service_metrics()
+    before = _log_errors()
+    log = DecisionLog(decisions=False, audit_path="/dev/full", hash_key=b"k")
+    for _ in range(3):
+        log.write(RESULTS, TEXTS, ["95588", None])  # ENOSPC on every flush
+    log.close()
+    assert _log_errors() - before == 3
+
+
+def test_a_failing_decision_log_handler_does_not_raise_and_is_counted():
+    from serving.metrics import service_metrics
+
+    service_metrics()
+    log = DecisionLog(decisions=True)
+    handler = log.logger.handlers[0]
+    stream, handler.stream = handler.stream, open("/dev/full", "w", buffering=1)
+    before = _log_errors()
+    try:
+        log.write(RESULTS, TEXTS, ["95588", None])
+    finally:
+        handler.stream = stream
+    assert _log_errors() - before == 1
+
+
+@pytest.mark.slow
+def test_a_full_disk_never_fails_a_request_through_a_real_server(tiny_serving, tmp_path):
+    import re
+
+    import httpx
+
+    from tests.serving.conftest import start_server, stop_server
+
+    proc, base = start_server(tiny_serving, {"FANZHA_AUDIT_LOG": "/dev/full", "FANZHA_STATE_DIR": str(tmp_path)})
+
+    def errors() -> float:
+        page = httpx.get(base + "/metrics", timeout=30).text
+        found = re.findall(r'^fanzha_log_errors_total\{log="audit"\} ([0-9.e+]+)$', page, re.M)
+        assert found, "the counter is exported before any failure"
+        return float(found[0])
+
+    try:
+        before = errors()
+        for i in range(3):
+            r = httpx.post(base + "/classify", json={"texts": [f"您的快递{i}已到", "加微信领红包"]}, timeout=30)
+            assert r.status_code == 200, r.text
+            assert [x["error"] for x in r.json()] == ["", ""]
+        assert errors() - before >= 3
+        assert (tmp_path / "log-hash.key").is_file(), "the server keyed its fingerprints with the deployment key"
+    finally:
+        stop_server(proc)

@@ -140,7 +140,25 @@ def test_chat_eval_report(tiny_serving, tmp_path):
     assert test["conversations"] == test["fraud"] + test["normal"] > 0
     threshold = report["settings"]["block_threshold"]
     assert Policy.load(artifact / "policy.yaml").thresholds["fraud"]["block"] == threshold
-    validation = next(r for r in report["sweep"]["validation"] if r["threshold"] == threshold)
-    assert validation["false_alarm_rate"] is None or validation["false_alarm_rate"] <= 0.005 or threshold >= 0.995
+    # The real value, recomputed here from the validation conversations: the lowest threshold of the
+    # grid whose false-alarm rate on normal conversations is within the 0.5 % budget (the top of
+    # the grid only when none is).
+    from serving.chat_eval import GRID
+
+    scorer = ConversationScorer(Predictor(tiny_serving))
+    lines = (data / "conversations_validation.jsonl").read_text(encoding="utf-8").splitlines()
+    validation = [json.loads(line) for line in lines if line.strip()]
+    normal = [c for c in validation if c["label"].split(".", 1)[0] != "fraud"]
+    assert normal, "the validation set has normal conversations to measure false alarms on"
+    peaks = [max((t["fraud_score"] for t in scorer.score(c["turns"])["turns"] if t["fraud_score"] is not None),
+                 default=float("-inf")) for c in normal]
+
+    def false_alarm_rate(t: float) -> float:
+        return sum(p >= np.float32(t) for p in peaks) / len(normal)
+
+    within = [float(t) for t in GRID if false_alarm_rate(t) <= 0.005]
+    assert threshold == pytest.approx(min(within) if within else float(GRID[-1]), abs=1e-9)
+    if within:
+        assert false_alarm_rate(threshold) <= 0.005
     page = out.read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") >= 2 and "http://" not in page and "https://" not in page

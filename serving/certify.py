@@ -66,13 +66,21 @@ def fraud_scores(probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
 class _Split:
     """Labelled rows prepared once (the texts the service would score), with their kinds."""
 
-    def __init__(self, rows: list[dict], taxonomy: Taxonomy, max_length: int):
-        prepared = [(prepare(r["text"], max_length), r["label"]) for r in rows]
+    def __init__(self, rows: list[dict], taxonomy: Taxonomy, prep):
+        prepared = [(prep(r["text"]), r["label"]) for r in rows]
         kept = [(p, label) for p, label in prepared if p]  # an empty text is an error in serving, not a score
         self.texts = [p for p, _ in kept]
         self.labels = [label for _, label in kept]
         self.allowed = np.array([taxonomy.allowed_mask(label) for label in self.labels], dtype=bool)
         self.is_fraud, self.is_legit = label_kinds(self.labels, taxonomy)
+
+
+def served_prepare(predictor):
+    """text -> the prepared text the predictor scores (its artifact's normalizer when it has one)."""
+    max_length, normalizer = predictor.meta.max_length, getattr(predictor, "normalize", None)
+    if normalizer is None:
+        return lambda text: prepare(text, max_length)
+    return lambda text: prepare(text, max_length, normalizer=normalizer)
 
 
 def certify_variant(predictor, validation: _Split, test: _Split | None = None, max_fpr: float = MAX_FPR,
@@ -145,8 +153,8 @@ def certify_variants(folder: Path, variants: Sequence[str], validation: list[dic
         predictor = Predictor(folder, variant=variant, policy=Policy.from_dict({}))
         if splits is None:
             tax = taxonomy.with_classes(predictor.labels)  # the model's own label order
-            splits = (_Split(validation, tax, predictor.meta.max_length),
-                      _Split(test, tax, predictor.meta.max_length) if test else None)
+            prep = served_prepare(predictor)
+            splits = (_Split(validation, tax, prep), _Split(test, tax, prep) if test else None)
         print(f"[fanzha] certifying {variant} on {len(splits[0].texts)} validation rows"
               + (f" and {len(splits[1].texts)} test rows" if splits[1] else ""), flush=True)
         certified[predictor.variant] = entry = certify_variant(predictor, *splits, max_fpr=max_fpr, confidence=confidence)

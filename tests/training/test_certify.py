@@ -127,7 +127,8 @@ def test_the_certified_threshold_keeps_the_budget_when_scored_through_the_predic
     rows, _ = validation_rows(tiny_model, 20000)
     tax = load_taxonomy()
     predictor = Predictor(tiny_serving, variant=variant, policy=Policy.from_dict({}))
-    texts = [prepare(r["text"], predictor.meta.max_length) for r in rows]
+    norm = getattr(predictor, "normalize", None)  # the artifact's own normalization table, when it carries one
+    texts = [prepare(r["text"], predictor.meta.max_length, **({"normalizer": norm} if norm else {})) for r in rows]
     z = predictor.logits(texts).astype(np.float32) / np.float32(entry["temperature"])
     p = np.exp(z - z.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)

@@ -140,8 +140,10 @@ from serving.predictor import Predictor
 where = {m.__name__: m.__file__ for m in (data, fanzha, serving)}
 p = Predictor(sys.argv[1], threads=1)
 texts = json.loads(sys.argv[2])
-print(json.dumps({"where": where, "results": p.classify(texts), "normalized": [p.normalize(t) for t in texts]},
-                 ensure_ascii=False))
+from serving.score import main as score  # `fanzha score`, from the installed copy
+code = score(["--model", sys.argv[1], "--input", sys.argv[3], "--output", "scored.jsonl", "--threads", "1"])
+print(json.dumps({"where": where, "results": p.classify(texts), "normalized": [p.normalize(t) for t in texts],
+                  "score_exit": code}, ensure_ascii=False))
 """
 
 
@@ -171,10 +173,14 @@ def test_a_non_editable_install_answers_exactly_as_the_checkout(tiny_serving, tm
     # dependencies come from the venv's site-packages, fanzha from the installed copy only.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FANZHA_", "PYTHON"))}
     env["PYTHONPATH"] = os.pathsep.join([str(target), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
-    done = subprocess.run([sys.executable, "-S", "-c", _INSTALLED, str(artifact), json.dumps(TEXTS)], cwd=work,
-                          env=env, capture_output=True, text=True, timeout=300)
+    rows = tmp_path / "in.jsonl"
+    rows.write_text("".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in enumerate(TEXTS)),
+                    encoding="utf-8")
+    done = subprocess.run([sys.executable, "-S", "-c", _INSTALLED, str(artifact), json.dumps(TEXTS), str(rows)],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    got = json.loads(done.stdout)
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["score_exit"] == 0, done.stderr[-3000:]
     for name, file in got["where"].items():
         assert Path(file).resolve().is_relative_to(target.resolve()), (name, file)
 
@@ -183,3 +189,8 @@ def test_a_non_editable_install_answers_exactly_as_the_checkout(tiny_serving, tm
     from data.normalize import normalize
 
     assert got["normalized"] == [normalize(t) for t in TEXTS]
+    from serving.score import main as score
+
+    assert score(["--model", str(tiny_serving), "--input", str(rows), "--output", str(tmp_path / "here.jsonl"),
+                  "--threads", "1"]) == 0
+    assert (work / "scored.jsonl").read_text(encoding="utf-8") == (tmp_path / "here.jsonl").read_text(encoding="utf-8")

@@ -140,13 +140,28 @@ def test_the_certified_threshold_keeps_the_budget_when_scored_through_the_predic
     assert blocked[legit].mean() == pytest.approx(entry["validation"]["false_block_rate"], abs=1e-9)
     is_fraud = np.array([{c.split(".")[0] for c in tax.allowed(r["label"])} == {"fraud"} for r in rows])
     assert blocked[is_fraud].mean() == pytest.approx(entry["validation"]["blocked_fraud_recall"], abs=1e-9)
-    # the served decision agrees: the service's own policy (fraud.block: certified, resolved for this
-    # variant) blocks on the fraud threshold exactly the rows counted here
+
+
+@pytest.mark.parametrize("variant", CPU_VARIANTS)
+def test_the_service_blocks_on_the_certified_threshold_of_the_variant_it_serves(tiny_serving, tiny_model, variant):
+    """Through the artifact's own policy (fraud.block: certified, resolved by serving/policy.py for
+    the served variant), no legitimate validation row is blocked on the fraud threshold."""
+    from serving import policy as policy_mod
+    from serving.predictor import Predictor
+    from training.optimize import validation_rows
+
+    if not hasattr(policy_mod, "CERTIFIED"):
+        pytest.skip("serving/policy.py does not resolve `certified` yet (another change of issue 15)")
+    entry = json.loads((tiny_serving / "fanzha.json").read_text())["certified"][variant]
+    rows, _ = validation_rows(tiny_model, 20000)
     served = Predictor(tiny_serving, variant=variant)
+    assert served.policy.thresholds["fraud"]["block"] == pytest.approx(entry["block_threshold"])
     results = served.classify([r["text"] for r in rows], with_scores=False)
-    fraud_blocked = np.array([r["action"] == "block" and r.get("reason") == "threshold:fraud.block" for r in results])
-    assert not fraud_blocked[legit].any()
-    assert fraud_blocked.sum() <= blocked.sum()
+    from data.taxonomy import load_taxonomy
+
+    tax = load_taxonomy()
+    legit = ["fraud" not in {c.split(".")[0] for c in tax.allowed(r["label"])} for r in rows]
+    assert not [r for r, l in zip(results, legit) if l and r.get("reason") == "threshold:fraud.block"]
 
 
 def test_int8_that_loses_blocked_fraud_recall_is_not_shipped(tiny_model, tmp_path, monkeypatch, capsys):

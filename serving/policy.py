@@ -9,14 +9,25 @@ never code. Precedence, most specific first:
 1. block-list: a URL domain (or any sub-domain of it) or a phone number found in the text
    -> `block`, reason `blocklist:domain:<domain>` / `blocklist:phone:<digits>`. It beats the
    allow-list because pseudo base stations (伪基站) spoof trusted short codes such as 95588.
-2. allow-list: the message's sender id is trusted -> `allow`, reason `allowlist:sender`.
+2. allow-list: the message's sender id is trusted -> `allow`, reason `allowlist:sender` — except
+   when the thresholds would block it: then `allowlist.on_block` (default `flag`), so that a
+   scam sent by a pseudo base station under a spoofed bank short code is still shown to an
+   analyst instead of passing silently. `on_block: allow` restores the old trust-the-sender rule.
 3. thresholds: the most severe action any category's score reaches, reason
    `threshold:<category>.<action>` (e.g. `threshold:fraud.block`), or `threshold:none`.
 
+`thresholds.fraud.block: certified` means "the block threshold `fanzha export` certified for the
+variant being served" (fanzha.json `certified[<variant>].block_threshold`, fitted on that
+variant's own scores). One policy file can then serve several models (the SMS model and the chat
+model) and variants, each at its own certified threshold: `Policy.resolve` turns `certified`
+into the number for one model; a number instead is an operator override that applies to every
+model the file serves. A fraud flag threshold above the resolved block threshold is lowered to it.
+
 Lists are matched on the normalized text (data/normalize.py), so full-width or symbol-split
 domains and numbers (ｅｔｃ－ｒｅｎｚ．ｃｎ, 138-1234-5678, +86 138 1234 5678) still match.
-`Policy.apply` post-processes the predictor's results, so the HTTP service and batch scoring
-can share it; `PolicyFile` re-reads the file when it changes (hot reload, no restart).
+`Policy.apply` is the one decision rule: `Predictor.classify` calls it for every path (the HTTP
+`/classify` and `/chat`, `fanzha score`, Ray); `PolicyFile` re-reads the file when it changes (hot
+reload, no restart), and every predictor that holds the same `PolicyFile` follows it.
 """
 from __future__ import annotations
 
@@ -42,6 +53,8 @@ log = logging.getLogger("fanzha.policy")
 
 _DOMAIN = re.compile(r"(?<![a-z0-9-])((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9])(?![a-z0-9-])")
 _PHONE_RUN = re.compile(r"\+?\d[\d\- ]*\d")
+CERTIFIED = "certified"  # thresholds.fraud.block: the served variant's certified threshold
+ON_BLOCK = ("flag", "allow")  # what an allow-listed sender's model `block` becomes
 
 
 class PolicyError(ValueError):
@@ -77,17 +90,23 @@ class Policy:
     allow_senders: frozenset[str] = frozenset()
     block_domains: frozenset[str] = frozenset()
     block_phones: frozenset[str] = frozenset()
+    allow_on_block: str = "flag"
 
     def __post_init__(self):
+        if self.allow_on_block not in ON_BLOCK:
+            raise PolicyError(f"policy: allowlist.on_block must be one of {ON_BLOCK}, got {self.allow_on_block!r}")
         for category, rules in self.thresholds.items():
             if category not in CATEGORIES:
                 raise PolicyError(f"policy: unknown category {category!r}; known: {CATEGORIES}")
             for action, value in rules.items():
                 if action not in ("flag", "block"):
                     raise PolicyError(f"policy: {category}.{action}: action must be flag or block")
-                if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                if value == CERTIFIED and (category, action) == ("fraud", "block"):
+                    continue
+                if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
                     raise PolicyError(f"policy: {category}.{action}={value!r} must be a number in [0, 1]")
-            if "flag" in rules and "block" in rules and rules["flag"] > rules["block"]:
+            if "flag" in rules and "block" in rules and CERTIFIED not in (rules["flag"], rules["block"]) \
+                    and rules["flag"] > rules["block"]:
                 raise PolicyError(f"policy: {category}: flag threshold above block threshold")
         for sender in self.allow_senders:
             if not sender or sender != sender.strip():
@@ -100,8 +119,28 @@ class Policy:
                 raise PolicyError(f"policy: blocklist.phones: {phone!r} must have at least 7 digits")
         # float32 thresholds: the same comparison as the predictor's vectorized `decide`
         rules = [(a, c, np.float32(self.thresholds[c][a])) for a in ("block", "flag") for c in _TIE_ORDER
-                 if a in self.thresholds.get(c, {})]
+                 if a in self.thresholds.get(c, {}) and self.thresholds[c][a] != CERTIFIED]
         object.__setattr__(self, "_rules", rules)
+
+    @property
+    def needs_certified(self) -> bool:
+        return self.thresholds.get("fraud", {}).get("block") == CERTIFIED
+
+    def resolve(self, certified_block: float | None, model: str = "this model") -> "Policy":
+        """This policy for one model: `certified` replaced by that model's certified block
+        threshold (fraud flag lowered to it when above). Raises PolicyError when the policy asks
+        for a certified threshold the model does not have."""
+        if not self.needs_certified:
+            return self
+        if certified_block is None:
+            raise PolicyError(f"policy says fraud.block: {CERTIFIED}, but {model} has no certified block threshold "
+                              "(export it again with `fanzha export`, or set a number)")
+        fraud = {**self.thresholds["fraud"], "block": float(certified_block)}
+        if "flag" in fraud:
+            fraud["flag"] = min(fraud["flag"], fraud["block"])
+        return Policy(thresholds={**self.thresholds, "fraud": fraud}, allow_senders=self.allow_senders,
+                      block_domains=self.block_domains, block_phones=self.block_phones,
+                      allow_on_block=self.allow_on_block)
 
     @classmethod
     def from_dict(cls, raw: dict, source: str = "policy") -> "Policy":
@@ -111,11 +150,13 @@ class Policy:
         if unknown:
             raise PolicyError(f"{source}: unknown keys {sorted(unknown)} (known: thresholds, allowlist, blocklist)")
         allow, block = raw.get("allowlist") or {}, raw.get("blocklist") or {}
-        for name, section, known in (("allowlist", allow, {"senders"}), ("blocklist", block, {"domains", "phones"})):
+        for name, section, known in (("allowlist", allow, {"senders", "on_block"}),
+                                     ("blocklist", block, {"domains", "phones"})):
             if not isinstance(section, dict) or set(section) - known:
                 raise PolicyError(f"{source}: {name} takes only {sorted(known)}")
         try:
-            thresholds = {c: {a: float(v) for a, v in (r or {}).items()} for c, r in (raw.get("thresholds") or {}).items()}
+            thresholds = {c: {a: v if v == CERTIFIED else float(v) for a, v in (r or {}).items()}
+                          for c, r in (raw.get("thresholds") or {}).items()}
         except (TypeError, ValueError, AttributeError) as e:
             raise PolicyError(f"{source}: thresholds must map category -> {{flag|block: number}} ({e})") from e
         def as_set(name: str, values, f=str.strip) -> frozenset[str]:
@@ -126,7 +167,8 @@ class Policy:
 
         return cls(thresholds=thresholds, allow_senders=as_set("allowlist.senders", allow.get("senders")),
                    block_domains=as_set("blocklist.domains", block.get("domains"), lambda v: v.strip().lower()),
-                   block_phones=as_set("blocklist.phones", block.get("phones"), phone_key))
+                   block_phones=as_set("blocklist.phones", block.get("phones"), phone_key),
+                   allow_on_block=allow.get("on_block", "flag"))
 
     @classmethod
     def load(cls, path: str | Path) -> "Policy":
@@ -138,68 +180,110 @@ class Policy:
 
     def to_dict(self) -> dict:
         out: dict[str, Any] = {"thresholds": self.thresholds}
-        if self.allow_senders:
-            out["allowlist"] = {"senders": sorted(self.allow_senders)}
+        if self.allow_senders or self.allow_on_block != "flag":
+            out["allowlist"] = {"senders": sorted(self.allow_senders), "on_block": self.allow_on_block}
         if self.block_domains or self.block_phones:
             out["blocklist"] = {"domains": sorted(self.block_domains), "phones": sorted(self.block_phones)}
         return out
 
     def summary(self) -> dict:
         return {"thresholds": self.thresholds, "allowlist_senders": len(self.allow_senders),
+                "allowlist_on_block": self.allow_on_block,
                 "blocklist_domains": len(self.block_domains), "blocklist_phones": len(self.block_phones)}
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")
 
     # -- decisions -----------------------------------------------------------------------
+    def _check_resolved(self) -> None:
+        if self.needs_certified:
+            raise PolicyError("policy with fraud.block: certified used before Policy.resolve (a bug)")
+
     def decide(self, category_scores: dict[str, np.ndarray]) -> np.ndarray:
-        """Vectorized: category -> scores [n] gives the action index [n] (0 allow, 1 flag, 2 block)."""
+        """Vectorized thresholds only: category -> scores [n] gives the action index [n]
+        (0 allow, 1 flag, 2 block). For analysis; answers go through `apply`."""
+        self._check_resolved()
         n = len(next(iter(category_scores.values())))
         level = np.zeros(n, dtype=np.int64)
-        for category, rules in self.thresholds.items():
-            scores = category_scores[category]
-            for action, threshold in rules.items():
-                hit = scores >= threshold
-                level = np.where(hit, np.maximum(level, ACTIONS.index(action)), level)
+        for action, category, threshold in self._rules:
+            hit = np.asarray(category_scores[category], dtype=np.float32) >= threshold
+            level = np.where(hit, np.maximum(level, ACTIONS.index(action)), level)
         return level
 
     def decide_one(self, category_scores: dict[str, float]) -> tuple[str, str]:
         """(action, reason) from the thresholds alone for one message's category scores."""
+        self._check_resolved()
         for action, category, threshold in self._rules:
             if np.float32(category_scores[category]) >= threshold:
                 return action, f"threshold:{category}.{action}"
         return "allow", "threshold:none"
 
+    def blocklisted(self, text: str, normalized: str | None = None, normalize_fn=None) -> tuple[str, str] | None:
+        """("block", reason) when a domain or phone of the block-list is in the text, else None."""
+        if not (self.block_domains or self.block_phones):
+            return None
+        if normalized is None:
+            normalized = (normalize_fn or normalize)(text)
+        for host in domains_in(normalized) if self.block_domains else ():
+            parts = host.split(".")
+            for i in range(len(parts) - 1):
+                if ".".join(parts[i:]) in self.block_domains:
+                    return "block", f"blocklist:domain:{'.'.join(parts[i:])}"
+        if self.block_phones:
+            hits = phones_in(normalized) & self.block_phones
+            if hits:
+                return "block", f"blocklist:phone:{min(hits)}"
+        return None
+
+    def decide_message(self, text: str, sender: str | None, category_scores: dict[str, float],
+                       normalize_fn=None) -> tuple[str, str]:
+        """(action, reason) for one message: block-list, then allow-list, then thresholds."""
+        listed = self.blocklisted(text, normalize_fn=normalize_fn)
+        if listed is not None:
+            return listed
+        action, reason = self.decide_one(category_scores)
+        if sender is not None and sender.strip() in self.allow_senders:
+            return (self.allow_on_block if action == "block" else "allow"), "allowlist:sender"
+        return action, reason
+
     def listed(self, text: str, sender: str | None = None, normalized: str | None = None) -> tuple[str, str] | None:
-        """(action, reason) when a list rule decides the message, else None."""
-        if self.block_domains or self.block_phones:
-            normalized = normalize(text) if normalized is None else normalized
-            for host in domains_in(normalized) if self.block_domains else ():
-                parts = host.split(".")
-                for i in range(len(parts) - 1):
-                    if ".".join(parts[i:]) in self.block_domains:
-                        return "block", f"blocklist:domain:{'.'.join(parts[i:])}"
-            if self.block_phones:
-                hits = phones_in(normalized) & self.block_phones
-                if hits:
-                    return "block", f"blocklist:phone:{min(hits)}"
+        """(action, reason) when the block-list decides the message, or ("allow", "allowlist:sender")
+        for a trusted sender (whose model block still becomes `on_block`: see decide_message)."""
+        hit = self.blocklisted(text, normalized)
+        if hit is not None:
+            return hit
         if sender is not None and sender.strip() in self.allow_senders:
             return "allow", "allowlist:sender"
         return None
 
-    def apply(self, results: list[dict], texts: Sequence[Any], senders: Sequence[str | None] | None = None) -> list[dict]:
-        """Set `action` and `reason` of the predictor's results in place (rows with `error` keep
-        action None and get reason ""). `senders[i]` is message i's sender id or None."""
+    def apply(self, results: list[dict], texts: Sequence[Any], senders: Sequence[str | None] | None = None,
+              normalize_fn=None) -> list[dict]:
+        """THE decision rule. Set `action` and `reason` of the predictor's results in place (rows
+        with `error` get action None and reason ""). `texts[i]` is what the lists are matched on,
+        `senders[i]` message i's sender id or None; `normalize_fn` the model's normalization."""
         senders = senders if senders is not None else [None] * len(results)
         for result, text, sender in zip(results, texts, senders):
             if result.get("error") or result.get("label") is None:
-                result["reason"] = ""
+                result["action"], result["reason"] = None, ""
                 continue
             fraud, spam = result["fraud_score"], result["spam_score"]
             normal = (result.get("scores") or {}).get("normal", 1.0 - fraud - spam)
-            decision = self.listed(text, sender) or self.decide_one({"fraud": fraud, "spam": spam, "normal": normal})
-            result["action"], result["reason"] = decision
+            result["action"], result["reason"] = self.decide_message(
+                text, sender, {"fraud": fraud, "spam": spam, "normal": normal}, normalize_fn)
         return results
+
+
+class StaticPolicy:
+    """A fixed policy with PolicyFile's interface (`current()`, `policy`), for tests and tools."""
+
+    def __init__(self, policy: Policy):
+        self.policy, self.path, self.loaded_at = policy, None, time.time()
+
+    def current(self) -> Policy:
+        return self.policy
+
+    def reload(self) -> Policy:
+        return self.policy
 
 
 class PolicyFile:
@@ -209,6 +293,9 @@ class PolicyFile:
     def __init__(self, path: str | Path, check_every: float = 1.0):
         self.path = Path(path)
         self.check_every = check_every
+        # callables run on a new version before it replaces the old one (each model that decides
+        # on this file checks that it can resolve it); one that raises PolicyError refuses it
+        self.checks: list = []
         self._lock = threading.Lock()
         self._stamp = self._stat()
         self.policy = Policy.load(self.path)
@@ -227,6 +314,8 @@ class PolicyFile:
         with self._lock:
             stamp = self._stat()
             policy = Policy.load(self.path)
+            for check in self.checks:
+                check(policy)
             self.policy, self._stamp, self.loaded_at = policy, stamp, time.time()
             return policy
 

@@ -31,9 +31,9 @@ from data.encoding import TRUNCATION, configure_tokenizer, encode_batch, prepare
 from data.normalize import NORMALIZATION_VERSION, Normalizer
 from data.taxonomy import best_in_top_category
 from serving import tuning
-from serving.policy import ACTIONS, CATEGORIES, Policy
+from serving.policy import CATEGORIES, Policy, PolicyFile, StaticPolicy
 
-RESULT_FIELDS = ("label", "category", "score", "fraud_score", "spam_score", "action", "error")
+RESULT_FIELDS = ("label", "category", "score", "fraud_score", "spam_score", "action", "reason", "error")
 _EMPTY = dict.fromkeys(RESULT_FIELDS)
 
 
@@ -114,12 +114,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 class Predictor:
     def __init__(self, artifact: str | Path, variant: str | None = None, threads: int | None = None,
-                 policy: Policy | None = None, batch_size: int = 64):
+                 policy: "Policy | PolicyFile | StaticPolicy | str | Path | None" = None, batch_size: int = 64):
         self.folder = Path(artifact)
         self.meta = ArtifactMeta.load(self.folder)
         self.labels = self.meta.labels
-        chosen = variant or tuning.VARIANT or self.meta.default_variant
-        self.variant = VARIANT_FILES.get(chosen, chosen)  # "int8" or "model.int8.onnx"
+        self.variant = served_variant(self.folder, variant)  # "int8" or "model.int8.onnx" -> the file
         model_path = self.folder / self.variant
         if not model_path.is_file():
             raise ArtifactError(f"{model_path} not found; variants here: {sorted(p.name for p in self.folder.glob('*.onnx'))}")
@@ -129,7 +128,15 @@ class Predictor:
         # The normalization table exported with the model (never the source tree's): str -> str,
         # also what the policy's block-list is matched on.
         self.normalize: Normalizer = artifact_normalizer(self.folder)
-        self.policy = policy or Policy.load(self.folder / "policy.yaml")
+        # The decision policy: a file kept current (shared with every other predictor of the
+        # service, so one edit or reload reaches them all) or a fixed Policy; resolved for this
+        # model's variant (`certified` -> this variant's certified block threshold).
+        self.certified = self._certified()
+        self.temperature = float(self.certified.get("temperature", self.meta.temperature))
+        self.policy_source = policy_source(policy, self.folder)
+        self._resolved: tuple[Policy, Policy] | None = None
+        self._watch_source()
+        self.policy  # resolve now: a policy this model cannot serve fails at start, not per request
         self.batch_size = batch_size
         self.categories = np.array([label.split(".", 1)[0] for label in self.labels])
         self._category_names = self.categories.tolist()
@@ -139,8 +146,36 @@ class Predictor:
         self._output_names = [self.session.get_outputs()[0].name]
         self._type_ids = "token_type_ids" in {i.name for i in self.session.get_inputs()}
 
+    def _certified(self) -> dict:
+        return certified_for(self.folder, self.variant)
+
+    @property
+    def policy(self) -> Policy:
+        """The current policy, resolved for this model (re-resolved when the source changed)."""
+        raw = self.policy_source.current()
+        resolved = self._resolved
+        if resolved is None or resolved[0] is not raw:
+            resolved = (raw, raw.resolve(self.certified.get("block_threshold"), f"{self.folder} ({self.variant})"))
+            self._resolved = resolved
+        return resolved[1]
+
+    @policy.setter
+    def policy(self, value) -> None:
+        self.policy_source, self._resolved = policy_source(value, self.folder), None
+        self._watch_source()
+        self.policy
+
+    def _watch_source(self) -> None:
+        """A reloaded file this model cannot resolve is refused before it replaces the old one."""
+        checks = getattr(self.policy_source, "checks", None)
+        if checks is not None and self._check_policy not in checks:
+            checks.append(self._check_policy)
+
+    def _check_policy(self, policy: Policy) -> None:
+        policy.resolve(self.certified.get("block_threshold"), f"{self.folder} ({self.variant})")
+
     def reload_policy(self) -> Policy:
-        self.policy = Policy.load(self.folder / "policy.yaml")
+        self.policy_source.reload()
         return self.policy
 
     # -- numbers -------------------------------------------------------------------------
@@ -165,16 +200,21 @@ class Predictor:
 
     def probabilities(self, prepared: Sequence[str]) -> np.ndarray:
         z = self.logits(prepared)
-        if self.meta.temperature != 1.0:
-            z = z / np.float32(self.meta.temperature)
+        if self.temperature != 1.0:
+            z = z / np.float32(self.temperature)
         z -= z.max(axis=-1, keepdims=True)  # in place: z is ours
         np.exp(z, out=z)
         z /= z.sum(axis=-1, keepdims=True)
         return z
 
     # -- answers -------------------------------------------------------------------------
-    def classify(self, texts: Sequence[Any], with_scores: bool = True) -> list[dict]:
-        """One result per input, in order. A text that cannot be scored gets `error` set."""
+    def classify(self, texts: Sequence[Any], with_scores: bool = True, senders: Sequence[str | None] | None = None,
+                 list_texts: Sequence[Any] | None = None, cache=None) -> list[dict]:
+        """One result per input, in order, decided by the policy (`Policy.apply`, the one rule for
+        every path). A text that cannot be scored gets `error` set. `senders`: sender ids for the
+        allow-list; `list_texts`: what the block-list is matched on, when not the model's input
+        (a chat window is scored, its newest turn matched); `cache`: a mapping of prepared text ->
+        probabilities reused across calls (chat prefixes), or None."""
         results: list[dict | None] = [None] * len(texts)
         good, prepared = [], []
         max_length = self.meta.max_length
@@ -189,12 +229,31 @@ class Predictor:
             good.append(i)
             prepared.append(p)
         if good:
-            self._fill(results, good, self.probabilities(prepared), with_scores)
+            self._fill(results, good, self._probabilities(prepared, cache), with_scores)
+        policy = self.policy
+        policy.apply(results, texts if list_texts is None else list_texts, senders, self.normalize)
         return results
+
+    def _probabilities(self, prepared: list[str], cache) -> np.ndarray:
+        if cache is None:
+            return self.probabilities(prepared)
+        out = np.empty((len(prepared), len(self.labels)), dtype=np.float32)
+        missing = []
+        for k, p in enumerate(prepared):
+            row = cache.get(p)
+            if row is None:
+                missing.append(k)
+            else:
+                out[k] = row
+        if missing:
+            fresh = self.probabilities([prepared[k] for k in missing])
+            for k, row in zip(missing, fresh):
+                out[k] = row
+                cache[prepared[k]] = row
+        return out
 
     def _fill(self, results: list, good: list[int], probs: np.ndarray, with_scores: bool) -> None:
         cat_scores = probs @ self._category_matrix  # [n, len(CATEGORIES)]
-        actions = self.policy.decide({c: cat_scores[:, j] for j, c in enumerate(CATEGORIES)})
         # The label lies in the most probable category (so label, category and action agree):
         # mask out classes of other categories, then take the best remaining class.
         best = best_in_top_category(probs, self._category_index, cat_scores)  # the rule evaluate reports
@@ -202,13 +261,12 @@ class Predictor:
         best_l, score_l = best.tolist(), probs[np.arange(len(best)), best].tolist()
         fraud_l = cat_scores[:, CATEGORIES.index("fraud")].tolist()
         spam_l = cat_scores[:, CATEGORIES.index("spam")].tolist()
-        action_l = actions.tolist()
         labels, categories = self.labels, self._category_names
         probs_l = probs.tolist() if with_scores else None
         for k, i in enumerate(good):
             b = best_l[k]
             r = {"label": labels[b], "category": categories[b], "score": score_l[k], "fraud_score": fraud_l[k],
-                 "spam_score": spam_l[k], "action": ACTIONS[action_l[k]], "error": ""}
+                 "spam_score": spam_l[k], "action": None, "reason": "", "error": ""}
             if with_scores:
                 r["scores"] = dict(zip(labels, probs_l[k]))
             results[i] = r
@@ -221,7 +279,42 @@ class Predictor:
             "labels": list(self.labels),
             "max_length": self.meta.max_length,
             "thresholds": self.policy.to_dict()["thresholds"],
+            "certified": self.certified or None,
+            "temperature": self.temperature,
         }
+
+
+def served_variant(folder: Path, variant: str | None = None) -> str:
+    """The ONNX file a Predictor(folder, variant) serves."""
+    chosen = variant or tuning.VARIANT or ArtifactMeta.load(Path(folder)).default_variant
+    return VARIANT_FILES.get(chosen, chosen)
+
+
+def certified_for(folder: str | Path, variant: str | None = None) -> dict:
+    """fanzha.json `certified[<variant>]` (default: the served one): temperature and block
+    threshold fitted on that variant's own scores by `fanzha export`; {} for an older artifact."""
+    folder = Path(folder)
+    raw = json.loads((folder / "fanzha.json").read_text(encoding="utf-8"))
+    return dict((raw.get("certified") or {}).get(served_variant(folder, variant)) or {})
+
+
+def check_policy_for(folder: str | Path, policy: Policy, variant: str | None = None) -> Policy:
+    """`policy` resolved for the model in `folder` (PolicyError if it cannot be), without loading it."""
+    return policy.resolve(certified_for(folder, variant).get("block_threshold"), f"{folder} ({served_variant(folder, variant)})")
+
+
+def policy_source(policy, folder: Path):
+    """A PolicyFile / StaticPolicy from what a caller passes: None (the artifact's policy.yaml,
+    read once), a path (a file kept current), a Policy, or a source already."""
+    if policy is None:
+        return StaticPolicy(Policy.load(folder / "policy.yaml"))
+    if isinstance(policy, Policy):
+        return StaticPolicy(policy)
+    if isinstance(policy, (str, Path)):
+        return PolicyFile(policy)
+    if hasattr(policy, "current"):
+        return policy
+    raise TypeError(f"policy: expected a Policy, PolicyFile or path, got {type(policy).__name__}")
 
 
 def main(argv=None) -> int:

@@ -29,35 +29,42 @@ log = logging.getLogger("fanzha.screening")
 
 
 class Screener:
-    def __init__(self, predictor: Predictor, policy: PolicyFile, log: DecisionLog | None = None, metrics=None):
-        self.predictor, self.policy_file, self.log, self.metrics = predictor, policy, log, metrics
-        self.predictor.policy = policy.policy
+    """`policy`, when given, becomes the predictor's policy source (the service passes its one
+    PolicyFile, shared with the chat model); the decision itself is the predictor's
+    (`Predictor.classify` -> `Policy.apply`), the same code as `/chat` and `fanzha score`."""
+
+    def __init__(self, predictor: Predictor, policy: PolicyFile | None = None, log: DecisionLog | None = None,
+                 metrics=None):
+        self.predictor, self.log, self.metrics = predictor, log, metrics
+        if policy is not None:
+            self.predictor.policy = policy
+        self.policy_file = self.predictor.policy_source
 
     def screen(self, items: list, with_scores: bool = True) -> list[dict]:
         started = time.perf_counter()
         texts, senders = split_items(items)
-        policy = self.policy_file.current()
-        if policy is not self.predictor.policy:
-            self.predictor.policy = policy  # /info and the predictor's own action follow the reload
         try:
-            results = self.predictor.classify(texts, with_scores=with_scores)
+            results = self.predictor.classify(texts, with_scores=with_scores, senders=senders)
         except Exception as e:  # noqa: BLE001 — isolate the item that fails, answer the others
             # type only: an exception's message may quote message text
             log.error("scoring a batch of %d failed (%s); scoring its items one by one", len(texts), type(e).__name__)
-            results = [self._one(text, with_scores) for text in texts]
-        policy.apply(results, texts, senders)
+            results = [self._one(text, sender, with_scores) for text, sender in zip(texts, senders)]
+        # Side jobs never fail the answer: metrics and the decision log count their own failures.
         if self.metrics is not None:
-            self.metrics.record(results, texts, time.perf_counter() - started)
+            try:
+                self.metrics.record(results, texts, time.perf_counter() - started)
+            except Exception as e:  # noqa: BLE001
+                log.error("recording metrics failed: %s", type(e).__name__)
         if self.log is not None:
             self.log.write(results, texts, senders)
         return results
 
-    def _one(self, text, with_scores: bool) -> dict:
+    def _one(self, text, sender, with_scores: bool) -> dict:
         try:
-            return self.predictor.classify([text], with_scores=with_scores)[0]
+            return self.predictor.classify([text], with_scores=with_scores, senders=[sender])[0]
         except Exception as e:  # noqa: BLE001
             log.error("scoring one item failed: %s", type(e).__name__)  # the message may quote the text
-            return {**dict.fromkeys(RESULT_FIELDS), "error": INTERNAL_ERROR}
+            return {**dict.fromkeys(RESULT_FIELDS), "reason": "", "error": INTERNAL_ERROR}
 
 
 def main(argv=None) -> int:
@@ -66,7 +73,7 @@ def main(argv=None) -> int:
         print("usage: python -m serving.screening ARTIFACT TEXT_OR_JSON_ITEM [...]", file=sys.stderr)
         return 2
     items = [json.loads(a) if a.startswith("{") else a for a in args[1:]]
-    screener = Screener(Predictor(args[0]), PolicyFile(Path(args[0]) / "policy.yaml"))
+    screener = Screener(Predictor(args[0], policy=Path(args[0]) / "policy.yaml"))
     for result in screener.screen(items, with_scores=False):
         print(json.dumps(result, ensure_ascii=False))
     return 0

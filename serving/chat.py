@@ -19,9 +19,18 @@ blocked (null if none). Turns whose text is empty after normalization are left o
 windows (as in training) and get `error` in `turns`.
 
 The chat model is a serving artifact like any other (`fanzha export`); the window size K and the
-opening anchor are read from its fanzha.json (`chat: {window, anchor}`) when present, else
-data.conversations.WINDOW / ANCHOR (what the data builder used). With an SMS model the same
+opening anchor are read from its fanzha.json (`input.chat: {window, anchor}`, written at export
+from the training config), else data.conversations.WINDOW / ANCHOR. With an SMS model the same
 code runs (the HTTP service's fallback without FANZHA_CHAT_MODEL), on shorter windows.
+
+Decisions go through `Predictor.classify` -> `Policy.apply`, the same rule as `/classify` and
+`fanzha score`, on the same policy source: the service hands its one PolicyFile to the chat model
+too (its `fraud.block: certified` resolves to the chat model's own certified threshold).
+
+Cost: a live call sends all its turns on every request, but a window's text depends only on the
+turns up to its end, so the model probabilities of each prepared window are kept in a bounded LRU
+(FANZHA_CHAT_CACHE windows, default 4096) and only the new windows are scored; the decisions are
+made afresh every time, so a policy change applies to old turns too.
 """
 from __future__ import annotations
 
@@ -29,19 +38,20 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from data.conversations import ANCHOR, WINDOW, model_inputs
-from data.normalize import normalize
 from serving.policy import ACTIONS
 from serving.predictor import ArtifactError, Predictor
 
 MAX_TURNS = int(os.environ.get("FANZHA_CHAT_MAX_TURNS", "512"))
+CACHE_WINDOWS = int(os.environ.get("FANZHA_CHAT_CACHE", "4096"))
 OUTPUT_FIELDS = ("label", "category", "fraud_score", "action", "detected_at_turn", "error")
 
 
@@ -77,29 +87,62 @@ class ChatResult(BaseModel):
 
 
 def chat_settings(predictor: Predictor) -> tuple[int, int]:
-    """(window, anchor) from the artifact's fanzha.json `chat` section, else data.conversations'."""
+    """(window, anchor) from the artifact's fanzha.json `input.chat` (older: `chat`), else data.conversations'."""
     meta = json.loads((predictor.folder / "fanzha.json").read_text(encoding="utf-8"))
-    chat = meta.get("chat") or {}
+    chat = (meta.get("input") or {}).get("chat") or meta.get("chat") or {}
     return int(chat.get("window", WINDOW)), int(chat.get("anchor", ANCHOR))
 
 
+class WindowCache:
+    """A bounded, thread-safe LRU: prepared window text -> probabilities (a numpy row)."""
+
+    def __init__(self, size: int = CACHE_WINDOWS):
+        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: str):
+        with self._lock:
+            row = self._items.get(key)
+            if row is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return row
+
+    def __setitem__(self, key: str, row) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items[key] = row
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class ConversationScorer:
-    def __init__(self, predictor: Predictor, window: int | None = None, anchor: int | None = None):
+    def __init__(self, predictor: Predictor, window: int | None = None, anchor: int | None = None,
+                 cache_windows: int = CACHE_WINDOWS):
         self.predictor = predictor
         default_window, default_anchor = chat_settings(predictor)
         self.window = window or default_window
         self.anchor = default_anchor if anchor is None else anchor
+        self.cache = WindowCache(cache_windows) if cache_windows > 0 else None
 
     @classmethod
     def from_env(cls, fallback: Predictor) -> "ConversationScorer":
-        """FANZHA_CHAT_MODEL (a serving artifact folder, integrity-checked), else `fallback`."""
+        """FANZHA_CHAT_MODEL (a serving artifact folder, integrity-checked), else `fallback`. A
+        chat model decides on the fallback's policy source: one file, one reload, both models."""
         folder = os.environ.get("FANZHA_CHAT_MODEL")
         if not folder:
             return cls(fallback)
         from serving.integrity import verify_artifact
 
         verify_artifact(folder)
-        return cls(Predictor(folder))
+        return cls(Predictor(folder, policy=fallback.policy_source))
 
     def score(self, turns: Sequence[Any]) -> dict:
         return self.score_many([turns])[0]
@@ -113,14 +156,21 @@ class ConversationScorer:
                 plans.append(problem)
                 continue
             turns = [t.model_dump() if isinstance(t, BaseModel) else t for t in turns]
-            kept = [i for i, t in enumerate(turns) if normalize(t["text"])]
+            kept = [i for i, t in enumerate(turns) if self.predictor.normalize(t["text"])]
             spoken = [turns[i] for i in kept]
             plans.append((len(turns), kept, len(windows)))
-            windows += model_inputs(spoken, self.predictor.meta.max_length, self.window, self.anchor)
+            windows += self._windows(spoken)
             texts += [t["text"] for t in spoken]
-        results = self.predictor.classify(windows, with_scores=False) if windows else []
-        self.predictor.policy.apply(results, texts)  # block-list hits in the new turn, then thresholds
+        # block-list hits in the new turn, then thresholds on the window's scores: Policy.apply
+        results = self.predictor.classify(windows, with_scores=False, list_texts=texts, cache=self.cache) \
+            if windows else []
         return [plan if isinstance(plan, dict) else _summarize(*plan, results) for plan in plans]
+
+
+    def _windows(self, spoken: list[dict]) -> list[str]:
+        """The model inputs after each turn, normalized with the artifact's own table."""
+        return model_inputs(spoken, self.predictor.meta.max_length, self.window, self.anchor,
+                            normalizer=self.predictor.normalize)
 
 
 def _check(turns) -> dict | None:
@@ -176,7 +226,7 @@ def _read_lines(path: Path):
 
 
 def score_conversations(model: str | Path | Predictor, input_path, output_path, chunk: int = 64,
-                        per_turn: bool = False) -> dict:
+                        per_turn: bool = False, policy: str | Path | None = None) -> dict:
     """Score a JSONL file of {"id", "turns"} into a JSONL file of {"id", label, category,
     fraud_score, action, detected_at_turn, error} (+ "turns" with per_turn), one line per input
     line, in order. Written to a temporary file, renamed when complete."""
@@ -185,7 +235,12 @@ def score_conversations(model: str | Path | Predictor, input_path, output_path, 
         raise FileNotFoundError(f"{input_path}: no such file")
     if input_path.suffix != ".jsonl" or output_path.suffix != ".jsonl":
         raise ValueError("--chat reads and writes JSONL (.jsonl): one conversation per line")
-    scorer = ConversationScorer(model if isinstance(model, Predictor) else Predictor(model))
+    if not isinstance(model, Predictor):
+        from serving.integrity import verify_artifact
+
+        verify_artifact(model)  # the service's check
+        model = Predictor(model, policy=policy)  # a policy path is kept current, as in the service
+    scorer = ConversationScorer(model)
     tmp = output_path.with_name(f".{output_path.name}.partial")
     started, rows, actions, errors = time.time(), 0, Counter(), 0
 
@@ -228,9 +283,10 @@ def main(argv=None) -> int:
     parser.add_argument("--input", required=True, help="JSONL, one {\"id\", \"turns\": [{\"speaker\", \"text\"}]} per line")
     parser.add_argument("--output", required=True, help="JSONL to write")
     parser.add_argument("--per-turn", action="store_true", help="also write every turn's result")
+    parser.add_argument("--policy", default=None, help="decision policy file (default: the artifact's policy.yaml)")
     args = parser.parse_args(argv)
     try:
-        summary = score_conversations(args.model, args.input, args.output, per_turn=args.per_turn)
+        summary = score_conversations(args.model, args.input, args.output, per_turn=args.per_turn, policy=args.policy)
     except (OSError, ValueError, ArtifactError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -22,7 +22,8 @@ before anything is parsed; per-item problems (empty text, ...) come back as that
 Settings (env): FANZHA_MODEL (artifact folder) or FANZHA_MODEL_TAG / bento argument
 `model_tag` (pinned BentoML model tag); FANZHA_POLICY (policy file, default the artifact's
 policy.yaml; re-read when it changes, checked every FANZHA_POLICY_CHECK_S=1 s);
-FANZHA_MAX_QUEUE=4096; speed settings (batch size, workers, threads) in serving/tuning.py; limits in
+FANZHA_MAX_QUEUE=4096; FANZHA_CHAT_MAX_CONCURRENCY=4 (`/chat` requests scored at once; more
+are answered 503 at once); speed settings (batch size, workers, threads) in serving/tuning.py; limits in
 serving/api_models.py, auth and body size in serving/security.py, logs in serving/audit.py.
 
 A new endpoint (e.g. `/chat`) is one more `@bentoml.api` method using `self.batcher` (shares the
@@ -31,6 +32,7 @@ without other changes.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Annotated
 
@@ -57,6 +59,7 @@ from serving.security import Gatekeeper, GateSettings, redact_validation_logs
 # Adaptive batching (serving/batcher.py): up to tuning.MAX_BATCH_SIZE messages per model call;
 # more than MAX_QUEUE messages waiting is an overload answered with 503 at once.
 MAX_QUEUE = int(os.environ.get("FANZHA_MAX_QUEUE", "4096"))
+CHAT_MAX_CONCURRENCY = int(os.environ.get("FANZHA_CHAT_MAX_CONCURRENCY", "4"))
 MODEL_TAG = os.environ.get("FANZHA_MODEL_TAG") or getattr(bentoml.use_arguments(), "model_tag", None)
 WARM_UP = ["预热：您的验证码是123456。", "warm-up"]
 
@@ -95,13 +98,16 @@ class Fanzha:
 
     def __init__(self) -> None:
         folder = ARTIFACT or model_dir()
-        self.predictor = Predictor(folder)  # threads, spinning, variant: serving/tuning.py
+        # One policy file for every model this service holds: the watcher and the admin reload
+        # reach /classify and /chat alike (each model resolves `certified` to its own threshold).
         self.policy_file = PolicyFile(os.environ.get("FANZHA_POLICY") or os.path.join(folder, "policy.yaml"),
                                       check_every=float(os.environ.get("FANZHA_POLICY_CHECK_S", "1")))
+        self.predictor = Predictor(folder, policy=self.policy_file)  # threads, spinning, variant: serving/tuning.py
         self.metrics = service_metrics()
-        self.screener = Screener(self.predictor, self.policy_file, DecisionLog.from_env(), self.metrics)
+        self.screener = Screener(self.predictor, None, DecisionLog.from_env(), self.metrics)
         self.batcher = Batcher(self.screener.screen, tuning.MAX_BATCH_SIZE, MAX_QUEUE)
         self.chat_scorer = ConversationScorer.from_env(self.predictor)  # /chat: FANZHA_CHAT_MODEL, else this model
+        self.chat_in_flight = 0  # /chat calls being scored (changed on the event loop only)
         self.predictor.classify(WARM_UP)  # first inference allocates buffers; not counted or logged
         self.ready = True
 
@@ -129,19 +135,33 @@ class Fanzha:
 
     # --- /chat: conversation-aware scoring (serving/chat.py, issue #7) ---------------------------
     @bentoml.api
-    def chat(self, turns: list[Turn] = Field(..., min_length=1, max_length=MAX_TURNS,
+    async def chat(self, turns: list[Turn] = Field(..., min_length=1, max_length=MAX_TURNS,
                                              description="the conversation so far, oldest first: {\"speaker\", \"text\"}")
              ) -> Annotated[ChatResult, ContentType("application/json")]:
         """Risk of a chat or call so far: risk (max fraud score over its prefixes), label, category,
         action, detected_at_turn (first turn blocked, or null) and each turn's result."""
-        return self.chat_scorer.score(turns)
+        # Admission control on the event loop, before any work: a full service answers 503 now
+        # instead of queueing calls without bound; the scoring itself runs on a worker thread.
+        if self.chat_in_flight >= CHAT_MAX_CONCURRENCY:
+            raise ServiceUnavailable(f"too many /chat requests in flight (FANZHA_CHAT_MAX_CONCURRENCY="
+                                     f"{CHAT_MAX_CONCURRENCY}); retry")
+        self.chat_in_flight += 1
+        try:
+            return await asyncio.to_thread(self.chat_scorer.score, turns)
+        finally:
+            self.chat_in_flight -= 1
     # --- end /chat ------------------------------------------------------------------------------
 
     @info_app.get("/info")
     def info(self) -> dict:
         """Model name, version, labels, decision thresholds, policy and request limits."""
         gate = GateSettings.from_env()
+        chat = self.chat_scorer.predictor
         return {**self.predictor.info(),
+                "chat": {"model": "this model" if chat is self.predictor else str(chat.folder),
+                         "variant": chat.variant, "thresholds": chat.policy.to_dict()["thresholds"],
+                         "window": self.chat_scorer.window, "anchor": self.chat_scorer.anchor,
+                         "max_concurrency": CHAT_MAX_CONCURRENCY},
                 "policy": {**self.policy_file.policy.summary(), "source": str(self.policy_file.path),
                            "loaded_at": self.policy_file.loaded_at},
                 "limits": {"max_texts": MAX_TEXTS, "max_sender_chars": MAX_SENDER_CHARS,
@@ -153,11 +173,10 @@ class Fanzha:
     def reload_policy(self):
         """Re-read the policy file now (the API key is required); an invalid file changes nothing."""
         try:
-            policy = self.policy_file.reload()
+            policy = self.policy_file.reload()  # every model's check runs first (PolicyFile.checks)
         except PolicyError as e:
             self.metrics.reloads.labels("invalid").inc()
             return JSONResponse({"error": str(e), "reloaded": False}, status_code=422)
-        self.predictor.policy = policy
         self.metrics.reloads.labels("ok").inc()
         return {"reloaded": True, "policy": policy.summary(), "source": str(self.policy_file.path)}
 

@@ -80,7 +80,7 @@ def _datasource(input_path: Path, chunk_rows: int, plan, text_column: str):
 class ChunkScorer:
     """A Ray actor: one predictor, built once from the shipped artifact files."""
 
-    def __init__(self, files, text_column: str, threads: int):
+    def __init__(self, files, text_column: str, threads: int, sender_column: str | None = None):
         import ray
 
         files = ray.get(files)  # an ObjectRef: the artifact travels through the object store
@@ -88,19 +88,21 @@ class ChunkScorer:
             for name, data in files.items():
                 (Path(folder) / name).write_bytes(data)
             self.predictor = Predictor(folder, threads=threads)  # everything is loaded into memory here
-        self.text_column = text_column
+        self.text_column, self.sender_column = text_column, sender_column
 
     def __call__(self, batch):
         import pyarrow as pa
 
-        frames = [pickle.dumps(score_frame(self.predictor, pickle.loads(blob), self.text_column), protocol=5)
+        frames = [pickle.dumps(score_frame(self.predictor, pickle.loads(blob), self.text_column, self.sender_column), protocol=5)
                   for blob in batch.column("frame").to_pylist()]
         return pa.table({"chunk": batch.column("chunk"), "frame": pa.array(frames, pa.large_binary())})
 
 
 def ray_chunks(model: Path, input_path: Path, text_column: str, chunk_rows: int, start: Cursor | None = None,
-               workers: int | None = None, threads: int | None = None, address: str | None = None) -> Iterator:
-    """(scored chunk, input cursor after it), in input order, scored on Ray."""
+               workers: int | None = None, threads: int | None = None, address: str | None = None,
+               policy: Path | None = None, sender_column: str | None = None) -> Iterator:
+    """(scored chunk, input cursor after it), in input order, scored on Ray. `policy`: a policy
+    file shipped to every actor in place of the artifact's policy.yaml (read once per actor)."""
     import ray
     from ray.data import DataContext
 
@@ -117,10 +119,13 @@ def ray_chunks(model: Path, input_path: Path, text_column: str, chunk_rows: int,
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         threads = threads or 1
         pool = workers or (1, max(1, int(ray.cluster_resources().get("CPU", 1) // threads)))
-        files = ray.put(artifact_files(Path(model)))
+        shipped = artifact_files(Path(model))
+        if policy is not None:
+            shipped["policy.yaml"] = Path(policy).read_bytes()
+        files = ray.put(shipped)
         ds = ray.data.read_datasource(_datasource(Path(input_path), chunk_rows, plan, text_column),
                                       ray_remote_args={"num_cpus": 0})  # parsing is light; CPUs go to actors
-        ds = ds.map_batches(ChunkScorer, fn_constructor_args=(files, text_column, threads), batch_size=1,
+        ds = ds.map_batches(ChunkScorer, fn_constructor_args=(files, text_column, threads, sender_column), batch_size=1,
                             batch_format="pyarrow", concurrency=pool, num_cpus=threads)
         expected = 0
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):

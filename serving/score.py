@@ -2,11 +2,13 @@
 
     fanzha score --model artifacts/demo/serving --input messages.csv --output scored.parquet [--workers 2] [--resume]
     fanzha score --engine ray --ray-address auto --model ... --input ... --output ...   # see serving/ray_engine.py
+    fanzha score --model ... --policy /etc/fanzha/policy.yaml --sender-column sender --input ... --output ...
 
 IN and OUT are CSV, TSV, JSONL or Parquet (by extension). OUT keeps every input column and
 row, in order, and adds `label`, `category`, `score`, `fraud_score`, `spam_score`, `action`
-(thresholds, then the policy's block-list of domains and phone numbers, as in the service; the
-allow-list needs a sender id, which a table does not carry) and `error` (empty unless that row
+(decided by `Policy.apply` through the predictor, the same code and the same policy file as the
+service: `--policy FILE`, else the artifact's policy.yaml; the allow-list applies when
+`--sender-column` names the sender ids) and `error` (empty unless that row
 could not be scored: empty text, a non-string, invalid UTF-8, an unparseable JSONL line, broken
 CSV quoting — such a row keeps its raw line in the text column). The text column is `text`
 unless `--text-column` says otherwise; if it is missing the command fails before any work. The
@@ -15,7 +17,8 @@ N processes (each with its own predictor and cores/N intra-op threads), written 
 OUT appears only when complete: until then it is a partial file with a checkpoint beside it
 (serving/checkpoint.py), and `--resume` continues an interrupted run — even one killed with
 SIGKILL — to the same file an uninterrupted run writes.
-The last line printed is a JSON summary: rows in and out, errors, counts per action and category.
+The artifact passes the same integrity check as the service's (serving/integrity.py) before any
+work. The last line printed is a JSON summary: rows in and out, errors, counts per action and category.
 """
 from __future__ import annotations
 
@@ -34,7 +37,9 @@ from tqdm import tqdm
 
 from data.tables import ROW_ERROR, Cursor, TableError, columns_of, count_rows, has_bad_utf8, read_chunks, table_format
 from serving.checkpoint import PartialOutput, ResumeError, artifact_fingerprint, file_fingerprint
-from serving.predictor import RESULT_FIELDS, ArtifactError, Predictor
+from serving.integrity import verify_artifact
+from serving.policy import Policy, PolicyError, PolicyFile
+from serving.predictor import RESULT_FIELDS, ArtifactError, Predictor, check_policy_for
 
 ENGINES = ("local", "ray")
 
@@ -49,11 +54,14 @@ def cpu_count() -> int:
     return cpu_cores()  # affinity, capped by the container's cgroup CPU quota
 
 
-def score_frame(predictor: Predictor, frame: pd.DataFrame, text_column: str) -> pd.DataFrame:
+def score_frame(predictor: Predictor, frame: pd.DataFrame, text_column: str,
+                sender_column: str | None = None) -> pd.DataFrame:
     """Add the result columns to one chunk; rows the reader or predictor could not handle get `error`."""
     texts = frame[text_column].tolist() if text_column in frame.columns else [None] * len(frame)
+    all_senders = frame[sender_column].tolist() if sender_column and sender_column in frame.columns \
+        else [None] * len(frame)
     reader_errors = frame[ROW_ERROR].tolist() if ROW_ERROR in frame.columns else [None] * len(frame)
-    to_score, positions, pre_errors = [], [], {}
+    to_score, senders, positions, pre_errors = [], [], [], {}
     for i, (text, read_error) in enumerate(zip(texts, reader_errors)):
         if isinstance(read_error, str) and read_error:
             pre_errors[i] = read_error
@@ -63,16 +71,13 @@ def score_frame(predictor: Predictor, frame: pd.DataFrame, text_column: str) -> 
             pre_errors[i] = f"missing {text_column!r}"
         else:
             to_score.append(text)
+            sender = all_senders[i]
+            senders.append(str(sender) if isinstance(sender, (str, int)) and not isinstance(sender, bool) else None)
             positions.append(i)
     results = [dict.fromkeys(RESULT_FIELDS) for _ in range(len(frame))]
-    for i, r in zip(positions, predictor.classify(to_score, with_scores=False)):
+    # the one decision rule (Policy.apply, inside classify): block-list, allow-list, thresholds
+    for i, r in zip(positions, predictor.classify(to_score, with_scores=False, senders=senders)):
         results[i] = r
-    policy = predictor.policy
-    if policy.block_domains or policy.block_phones:  # the service's block-list rule, so both give one action
-        for i, text in zip(positions, to_score):
-            hit = None if results[i]["error"] else policy.listed(text)
-            if hit is not None:
-                results[i]["action"] = hit[0]
     for i, message in pre_errors.items():
         results[i]["error"] = message
     out = frame.drop(columns=[ROW_ERROR], errors="ignore").copy()
@@ -115,9 +120,9 @@ class Tally:
 _WORKER: Predictor | None = None
 
 
-def _start_worker(model: str, threads: int, parent: int) -> None:
+def _start_worker(model: str, threads: int, parent: int, policy: str | None = None) -> None:
     global _WORKER
-    _WORKER = Predictor(model, threads=threads)
+    _WORKER = Predictor(model, threads=threads, policy=PolicyFile(policy) if policy else None)
 
     def watch():  # a worker outlives a parent killed with SIGKILL otherwise
         while os.getppid() == parent:
@@ -127,29 +132,31 @@ def _start_worker(model: str, threads: int, parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _score_in_worker(frame: pd.DataFrame, text_column: str) -> pd.DataFrame:
-    return score_frame(_WORKER, frame, text_column)
+def _score_in_worker(frame: pd.DataFrame, text_column: str, sender_column: str | None = None) -> pd.DataFrame:
+    return score_frame(_WORKER, frame, text_column, sender_column)
 
 
 def local_chunks(model, input_path, text_column: str, chunk_rows: int, start: Cursor | None = None,
-                 workers: int = 1, threads: int | None = None):
-    """(scored chunk, input cursor after it), in input order."""
+                 workers: int = 1, threads: int | None = None, policy: str | Path | None = None,
+                 sender_column: str | None = None):
+    """(scored chunk, input cursor after it), in input order. `policy`: a policy file, re-read
+    when it changes (as the service does), else the artifact's policy.yaml."""
     chunks = read_chunks(input_path, chunk_rows, start, raw_column=text_column)
     if workers <= 1:
-        predictor = Predictor(model, threads=threads or cpu_count())
+        predictor = Predictor(model, threads=threads or cpu_count(), policy=PolicyFile(policy) if policy else None)
         for frame, cursor in chunks:
-            yield score_frame(predictor, frame, text_column), cursor
+            yield score_frame(predictor, frame, text_column, sender_column), cursor
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     threads = threads or max(1, cpu_count() // workers)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-                               initargs=(str(model), threads, os.getpid()))
+                               initargs=(str(model), threads, os.getpid(), str(policy) if policy else None))
     pending: deque = deque()  # bounded: at most 2 chunks per worker in flight, so memory stays flat
     try:
         for frame, cursor in chunks:
-            pending.append((pool.submit(_score_in_worker, frame, text_column), cursor))
+            pending.append((pool.submit(_score_in_worker, frame, text_column, sender_column), cursor))
             if len(pending) > 2 * workers:
                 future, done = pending.popleft()
                 yield future.result(), done
@@ -169,7 +176,8 @@ def peak_rss_mb() -> dict:
 
 def score_file(model: str | Path, input_path: str | Path, output_path: str | Path, text_column: str = "text",
                chunk_rows: int = 4096, progress: bool = True, workers: int | None = None, threads: int | None = None,
-               resume: bool = False, engine: str = "local", ray_address: str | None = None) -> dict:
+               resume: bool = False, engine: str = "local", ray_address: str | None = None,
+               policy: str | Path | None = None, sender_column: str | None = None) -> dict:
     model, input_path, output_path = Path(model), Path(input_path), Path(output_path)
     columns = columns_of(input_path)  # fails early on a missing file / bad extension
     table_format(output_path)  # validates the output extension before any work
@@ -182,10 +190,18 @@ def score_file(model: str | Path, input_path: str | Path, output_path: str | Pat
         raise ScoreError(f"unknown engine {engine!r}; use one of {ENGINES}")
     if chunk_rows < 1 or (workers is not None and workers < 1):
         raise ScoreError("--chunk-rows and --workers must be at least 1")
+    if sender_column is not None and sender_column not in columns:
+        raise ScoreError(f"{input_path}: no column {sender_column!r} for --sender-column (columns: {columns})")
     if not (model / "fanzha.json").is_file():
         raise ScoreError(f"{model} is not a serving artifact (no fanzha.json); run `fanzha export` first")
+    verify_artifact(model)  # the service's check: what scores is byte for byte what was exported
+    if policy is not None:
+        policy = Path(policy)
+        check_policy_for(model, Policy.load(policy))  # fails now, with the reason, on a policy this model cannot use
     identity = {"input": file_fingerprint(input_path), "model": artifact_fingerprint(model),
-                "text_column": text_column, "chunk_rows": chunk_rows}
+                "text_column": text_column, "chunk_rows": chunk_rows,
+                **({"policy": file_fingerprint(policy)} if policy is not None else {}),
+                **({"sender_column": sender_column} if sender_column else {})}
     out = PartialOutput(output_path, identity, resume=resume)
     if out.discarded:
         print(f"note: discarded the checkpoint of an unfinished run ({out.discarded} rows); --resume continues one",
@@ -195,9 +211,10 @@ def score_file(model: str | Path, input_path: str | Path, output_path: str | Pat
         from serving.ray_engine import ray_chunks
 
         chunks = ray_chunks(model, input_path, text_column, chunk_rows, out.cursor, workers=workers,
-                            threads=threads, address=ray_address)
+                            threads=threads, address=ray_address, policy=policy, sender_column=sender_column)
     else:
-        chunks = local_chunks(model, input_path, text_column, chunk_rows, out.cursor, workers or 1, threads)
+        chunks = local_chunks(model, input_path, text_column, chunk_rows, out.cursor, workers or 1, threads,
+                              policy=policy, sender_column=sender_column)
     bar = tqdm(total=count_rows(input_path), initial=resumed_from, desc="score", unit=" rows",
                disable=not progress, smoothing=0.1, dynamic_ncols=True)
     started, dropped = time.time(), set()
@@ -237,6 +254,10 @@ def main(argv=None) -> int:
     parser.add_argument("--input", required=True, help="CSV, TSV, JSONL or Parquet file")
     parser.add_argument("--output", required=True, help="CSV, TSV, JSONL or Parquet file to write")
     parser.add_argument("--text-column", default="text", help="column holding the message text")
+    parser.add_argument("--policy", default=None,
+                        help="decision policy file (default: the artifact's policy.yaml); the service's FANZHA_POLICY")
+    parser.add_argument("--sender-column", default=None,
+                        help="column holding sender ids, for the policy's allow-list (default: none)")
     parser.add_argument("--chunk-rows", type=int, default=4096, help="rows read, scored and checkpointed at a time")
     parser.add_argument("--workers", type=int, default=None,
                         help="scoring processes (local, default 1) or actors (ray, default: up to one per CPU)")
@@ -256,12 +277,13 @@ def main(argv=None) -> int:
         from serving.chat import main as chat_main
 
         return chat_main(["--model", args.model, "--input", args.input, "--output", args.output]
-                         + (["--per-turn"] if args.per_turn else []))
+                         + (["--per-turn"] if args.per_turn else []) + (["--policy", args.policy] if args.policy else []))
     try:
         summary = score_file(args.model, args.input, args.output, args.text_column, args.chunk_rows,
                              progress=not args.quiet, workers=args.workers, threads=args.threads, resume=args.resume,
-                             engine=args.engine, ray_address=args.ray_address)
-    except (ScoreError, TableError, ResumeError, ArtifactError) as e:
+                             engine=args.engine, ray_address=args.ray_address, policy=args.policy,
+                             sender_column=args.sender_column)
+    except (ScoreError, TableError, ResumeError, ArtifactError, PolicyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

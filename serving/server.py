@@ -2,6 +2,7 @@
 
     fanzha serve --model artifacts/demo/serving [--port 3000] [--host 127.0.0.1]
     fanzha serve --model artifacts/sms/serving --chat-model artifacts/chat/serving    # POST /chat on its own model
+    fanzha serve --model artifacts/sms/serving --policy /etc/fanzha/policy.yaml       # one policy file for every model
 
 Sets FANZHA_MODEL (and FANZHA_CHAT_MODEL: without it POST /chat uses the --model) and runs `bentoml serve serving.service:Fanzha` in this process.
 """
@@ -14,7 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from serving.predictor import ArtifactError, ArtifactMeta
+from serving.policy import Policy, PolicyError
+from serving.predictor import ArtifactError, ArtifactMeta, check_policy_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,17 +41,25 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--chat-model", type=Path, help="serving artifact of the chat model for POST /chat "
                         "(default: --model)")
+    parser.add_argument("--policy", type=Path, help="decision policy file for every model served (FANZHA_POLICY; "
+                        "default: the --model artifact's policy.yaml); re-read when it changes")
     args = parser.parse_args(argv)
     try:  # fail here, clearly, rather than inside a worker
         ArtifactMeta.load(args.model)
         if args.chat_model:
             ArtifactMeta.load(args.chat_model)
-    except ArtifactError as e:
+        if args.policy:
+            policy = Policy.load(args.policy)
+            for folder in filter(None, (args.model, args.chat_model)):
+                check_policy_for(folder, policy)
+    except (ArtifactError, PolicyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     env = dict(os.environ, FANZHA_MODEL=str(args.model.resolve()))
     if args.chat_model:
         env["FANZHA_CHAT_MODEL"] = str(args.chat_model.resolve())
+    if args.policy:
+        env["FANZHA_POLICY"] = str(args.policy.resolve())
     command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Fanzha",
                "--host", args.host, "--port", str(args.port), "--working-dir", str(REPO)]
     os.execve(sys.executable, command, env)

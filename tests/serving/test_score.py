@@ -9,7 +9,7 @@ from serving.predictor import Predictor
 from serving.score import main as score_main
 
 pytestmark = pytest.mark.slow
-RESULT_COLUMNS = ["label", "category", "score", "fraud_score", "spam_score", "action", "error"]
+RESULT_COLUMNS = ["label", "category", "score", "fraud_score", "spam_score", "action", "reason", "error"]
 
 
 def _frame(n=40):

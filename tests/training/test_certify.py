@@ -146,12 +146,10 @@ def test_the_certified_threshold_keeps_the_budget_when_scored_through_the_predic
 def test_the_service_blocks_on_the_certified_threshold_of_the_variant_it_serves(tiny_serving, tiny_model, variant):
     """Through the artifact's own policy (fraud.block: certified, resolved by serving/policy.py for
     the served variant), no legitimate validation row is blocked on the fraud threshold."""
-    from serving import policy as policy_mod
     from serving.predictor import Predictor
     from training.optimize import validation_rows
 
-    if not hasattr(policy_mod, "CERTIFIED"):
-        pytest.skip("serving/policy.py does not resolve `certified` yet (another change of issue 15)")
+    assert (tiny_serving / "policy.yaml").read_text().count("certified") == 1
     entry = json.loads((tiny_serving / "fanzha.json").read_text())["certified"][variant]
     rows, _ = validation_rows(tiny_model, 20000)
     served = Predictor(tiny_serving, variant=variant)

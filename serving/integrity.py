@@ -11,12 +11,12 @@ training artifact); nothing here or in the predictor unpickles anything.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
 
 from serving.predictor import ArtifactError
+from data.digest import sha256_file
 
 MUTABLE = frozenset({"policy.yaml"})  # configuration, validated on load, may differ from the export
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".npy", ".npz")
@@ -26,12 +26,7 @@ class IntegrityError(ArtifactError):
     """The artifact's files do not match its manifest."""
 
 
-def sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+sha256 = sha256_file  # data/digest.py
 
 
 def read_manifest(folder: str | Path) -> dict:

@@ -6,12 +6,12 @@ counts per split and label) and is saved in the model artifact.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from pathlib import Path
 
 from data.taxonomy import Taxonomy
+from data.digest import sha256_file
 
 SPLITS = ("train", "validation", "test")
 
@@ -40,12 +40,7 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+_sha256 = sha256_file  # data/digest.py
 
 
 def load_splits(data_cfg, taxonomy: Taxonomy, workdir: Path) -> tuple[dict[str, list[dict]], dict]:

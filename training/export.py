@@ -24,7 +24,6 @@ a stale or unfingerprinted one is refused (exit 2).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -39,6 +38,7 @@ from data.normalize import Normalizer
 from training import optimize
 from training.evaluate import predict_logits
 from training.fingerprint import CalibrationError, check_calibration
+from data.digest import sha256_file
 
 OPSET = 17
 FP32_TOLERANCE = 1e-3
@@ -50,12 +50,7 @@ class ParityError(RuntimeError):
     """ONNX Runtime disagrees with PyTorch beyond tolerance."""
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256 = sha256_file  # data/digest.py
 
 
 def export_onnx(model, path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from data.digest import sha256_file
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
 
@@ -19,12 +20,7 @@ class CalibrationError(ValueError):
     """MODEL/calibration.json does not belong to the model's weights."""
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+file_sha256 = sha256_file  # data/digest.py
 
 
 def weight_files(model_dir: Path) -> list[Path]:

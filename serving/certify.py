@@ -36,31 +36,12 @@ import numpy as np
 from data.calibration import (CONFIDENCE, MAX_FPR, allowed_false_blocks, block_figures, block_threshold,
                               fit_temperature)
 from data.encoding import prepare
-from data.taxonomy import CATEGORIES, Taxonomy, category_of, label_kinds, load_taxonomy
+from serving.predictor import calibrated
+from data.taxonomy import Taxonomy, label_kinds, load_taxonomy
 
 REFERENCE = "model.opt.onnx"  # the fp32 fused variant: equals PyTorch within 1e-3 (export checks it)
 INT8 = "model.int8.onnx"
 MAX_RECALL_DROP = 0.01  # one point of blocked fraud recall
-
-
-def _softmax32(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """Probabilities exactly as serving/predictor.py computes them (float32, same operations)."""
-    z = np.asarray(logits, dtype=np.float32)
-    if temperature != 1.0:
-        z = z / np.float32(temperature)
-    else:
-        z = z.copy()
-    z -= z.max(axis=-1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=-1, keepdims=True)
-    return z
-
-
-def fraud_scores(probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
-    """The fraud category's score per row, as the predictor's category matrix product gives it."""
-    index = np.array([CATEGORIES.index(category_of(c)) for c in labels])
-    matrix = (index[:, None] == np.arange(len(CATEGORIES))).astype(np.float32)
-    return (probs @ matrix)[:, CATEGORIES.index("fraud")]
 
 
 class _Split:
@@ -86,10 +67,9 @@ def served_prepare(predictor):
 def certify_variant(predictor, validation: _Split, test: _Split | None = None, max_fpr: float = MAX_FPR,
                     confidence: float = CONFIDENCE) -> dict:
     """One variant's certificate, from its own logits (through `predictor.logits`)."""
-    labels = predictor.labels
     val_logits = predictor.logits(validation.texts)
     temperature = fit_temperature(val_logits.astype(np.float64), validation.allowed)
-    val_fraud = fraud_scores(_softmax32(val_logits, temperature), labels)
+    val_fraud = predictor.fraud_scores(calibrated(val_logits, temperature))
     # float32 scores: the threshold is the next float32 above the deciding legit score, so the
     # policy's float32 comparison blocks exactly what was counted here
     threshold = block_threshold(val_fraud, validation.is_legit, max_fpr, confidence=confidence)
@@ -99,7 +79,7 @@ def certify_variant(predictor, validation: _Split, test: _Split | None = None, m
     entry["validation"]["clopper_pearson_bound_holds"] = bool(
         allowed_false_blocks(int(validation.is_legit.sum()), max_fpr, confidence) >= 0)
     if test is not None and test.texts:
-        test_fraud = fraud_scores(_softmax32(predictor.logits(test.texts), temperature), labels)
+        test_fraud = predictor.fraud_scores(calibrated(predictor.logits(test.texts), temperature))
         entry["test"] = block_figures(test_fraud, test.is_fraud, test.is_legit, threshold)
     return entry
 

@@ -106,6 +106,20 @@ def _session(path: Path, threads: int | None) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def calibrated(logits: np.ndarray, temperature: float, inplace: bool = False) -> np.ndarray:
+    """softmax(logits / temperature) in float32: the service's probabilities, operation for
+    operation (export's certification calls this too, so a certified threshold sees these numbers)."""
+    z = np.asarray(logits, dtype=np.float32)
+    if temperature != 1.0:
+        z = z / np.float32(temperature)
+    elif not inplace:
+        z = z.copy()
+    z -= z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
@@ -199,13 +213,11 @@ class Predictor:
         return out
 
     def probabilities(self, prepared: Sequence[str]) -> np.ndarray:
-        z = self.logits(prepared)
-        if self.temperature != 1.0:
-            z = z / np.float32(self.temperature)
-        z -= z.max(axis=-1, keepdims=True)  # in place: z is ours
-        np.exp(z, out=z)
-        z /= z.sum(axis=-1, keepdims=True)
-        return z
+        return calibrated(self.logits(prepared), self.temperature, inplace=True)
+
+    def fraud_scores(self, probs: np.ndarray) -> np.ndarray:
+        """The fraud category's score per row, exactly as `classify` computes it."""
+        return (probs @ self._category_matrix)[:, CATEGORIES.index("fraud")]
 
     # -- answers -------------------------------------------------------------------------
     def classify(self, texts: Sequence[Any], with_scores: bool = True, senders: Sequence[str | None] | None = None,

@@ -8,7 +8,7 @@ IN and OUT are CSV, TSV, JSONL or Parquet (by extension). OUT keeps every input 
 row, in order, and adds `label`, `category`, `score`, `fraud_score`, `spam_score`, `action`
 (decided by `Policy.apply` through the predictor, the same code and the same policy file as the
 service: `--policy FILE`, else the artifact's policy.yaml; the allow-list applies when
-`--sender-column` names the sender ids) and `error` (empty unless that row
+`--sender-column` names the sender ids), `reason` (the rule that decided it) and `error` (empty unless that row
 could not be scored: empty text, a non-string, invalid UTF-8, an unparseable JSONL line, broken
 CSV quoting — such a row keeps its raw line in the text column). The text column is `text`
 unless `--text-column` says otherwise; if it is missing the command fails before any work. The

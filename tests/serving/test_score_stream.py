@@ -155,4 +155,4 @@ def test_header_only_input_gives_header_only_output(tiny_serving, tmp_path):
     src.write_text("id,text\n", encoding="utf-8")
     run(tiny_serving, src, tmp_path / "out.csv")
     assert (tmp_path / "out.csv").read_text(encoding="utf-8").strip() == \
-        "id,text,label,category,score,fraud_score,spam_score,action,error"
+        "id,text,label,category,score,fraud_score,spam_score,action,reason,error"

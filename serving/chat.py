@@ -87,9 +87,8 @@ class ChatResult(BaseModel):
 
 
 def chat_settings(predictor: Predictor) -> tuple[int, int]:
-    """(window, anchor) from the artifact's fanzha.json `input.chat` (older: `chat`), else data.conversations'."""
-    meta = json.loads((predictor.folder / "fanzha.json").read_text(encoding="utf-8"))
-    chat = (meta.get("input") or {}).get("chat") or meta.get("chat") or {}
+    """(window, anchor) from the artifact's fanzha.json `input.chat`, else data.conversations'."""
+    chat = predictor.meta.input.get("chat") or {}
     return int(chat.get("window", WINDOW)), int(chat.get("anchor", ANCHOR))
 
 

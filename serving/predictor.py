@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -49,6 +49,8 @@ class ArtifactMeta:
     default_variant: str
     model_name: str
     version: str
+    certified: dict = field(default_factory=dict)  # variant file -> {temperature, block_threshold, ...}
+    input: dict = field(default_factory=dict)  # the input contract: normalization, truncation, chat, ...
 
     @classmethod
     def load(cls, folder: Path) -> "ArtifactMeta":
@@ -63,15 +65,17 @@ class ArtifactMeta:
             default_variant=raw.get("default_variant", "model.onnx"),
             model_name=raw.get("model_name", folder.name),
             version=str(raw.get("version", "0")),
+            certified=dict(raw.get("certified") or {}),
+            input=dict(raw.get("input") or {}),
         )
 
 
-def artifact_normalizer(folder: Path) -> Normalizer:
+def artifact_normalizer(folder: Path, meta: "ArtifactMeta | None" = None) -> Normalizer:
     """The artifact's own normalization (fanzha.json `input.normalization`, its `variants.yaml`).
     An artifact exported before the input contract, or whose table does not match, is refused:
     normalizing with the source tree's table could silently change what the model sees."""
-    raw = json.loads((folder / "fanzha.json").read_text(encoding="utf-8"))
-    spec = (raw.get("input") or {}).get("normalization") or {}
+    contract = (meta or ArtifactMeta.load(Path(folder))).input
+    spec = contract.get("normalization") or {}
     redo = "re-export it with `fanzha export MODEL_ARTIFACT OUT`"
     if not spec:
         raise ArtifactError(f"{folder}: fanzha.json has no input.normalization (exported before serving artifacts "
@@ -86,7 +90,7 @@ def artifact_normalizer(folder: Path) -> Normalizer:
     if spec.get("table_sha256") and normalizer.sha256 != spec["table_sha256"]:
         raise ArtifactError(f"{table}: sha256 {normalizer.sha256[:12]}… differs from fanzha.json's "
                             f"{str(spec['table_sha256'])[:12]}…; {redo}")
-    truncation = (raw.get("input") or {}).get("truncation", TRUNCATION)
+    truncation = contract.get("truncation", TRUNCATION)
     if truncation != TRUNCATION:
         raise ArtifactError(f"{folder}: truncation {truncation!r} is not supported here ({TRUNCATION!r}); {redo}")
     return normalizer
@@ -132,7 +136,7 @@ class Predictor:
         self.folder = Path(artifact)
         self.meta = ArtifactMeta.load(self.folder)
         self.labels = self.meta.labels
-        self.variant = served_variant(self.folder, variant)  # "int8" or "model.int8.onnx" -> the file
+        self.variant = served_variant(self.meta, variant)  # "int8" or "model.int8.onnx" -> the file
         model_path = self.folder / self.variant
         if not model_path.is_file():
             raise ArtifactError(f"{model_path} not found; variants here: {sorted(p.name for p in self.folder.glob('*.onnx'))}")
@@ -141,11 +145,13 @@ class Predictor:
         self.tokenizer = configure_tokenizer(Tokenizer.from_file(str(self.folder / "tokenizer.json")))
         # The normalization table exported with the model (never the source tree's): str -> str,
         # also what the policy's block-list is matched on.
-        self.normalize: Normalizer = artifact_normalizer(self.folder)
+        self.normalize: Normalizer = artifact_normalizer(self.folder, self.meta)
         # The decision policy: a file kept current (shared with every other predictor of the
         # service, so one edit or reload reaches them all) or a fixed Policy; resolved for this
         # model's variant (`certified` -> this variant's certified block threshold).
-        self.certified = self._certified()
+        # fanzha.json `certified[<this variant>]`: temperature and block threshold fitted on this
+        # variant's own scores by `fanzha export` ({} for an artifact exported before certification)
+        self.certified = dict(self.meta.certified.get(self.variant) or {})
         self.temperature = float(self.certified.get("temperature", self.meta.temperature))
         self.policy_source = policy_source(policy, self.folder)
         self._resolved: tuple[Policy, Policy] | None = None
@@ -159,9 +165,6 @@ class Predictor:
         self._category_matrix = (self._category_index[:, None] == np.arange(len(CATEGORIES))).astype(np.float32)
         self._output_names = [self.session.get_outputs()[0].name]
         self._type_ids = "token_type_ids" in {i.name for i in self.session.get_inputs()}
-
-    def _certified(self) -> dict:
-        return certified_for(self.folder, self.variant)
 
     @property
     def policy(self) -> Policy:
@@ -187,10 +190,6 @@ class Predictor:
 
     def _check_policy(self, policy: Policy) -> None:
         policy.resolve(self.certified.get("block_threshold"), f"{self.folder} ({self.variant})")
-
-    def reload_policy(self) -> Policy:
-        self.policy_source.reload()
-        return self.policy
 
     # -- numbers -------------------------------------------------------------------------
     def _run(self, prepared: Sequence[str]) -> np.ndarray:
@@ -296,23 +295,19 @@ class Predictor:
         }
 
 
-def served_variant(folder: Path, variant: str | None = None) -> str:
+def served_variant(meta: ArtifactMeta, variant: str | None = None) -> str:
     """The ONNX file a Predictor(folder, variant) serves."""
-    chosen = variant or tuning.VARIANT or ArtifactMeta.load(Path(folder)).default_variant
+    chosen = variant or tuning.VARIANT or meta.default_variant
     return VARIANT_FILES.get(chosen, chosen)
 
 
-def certified_for(folder: str | Path, variant: str | None = None) -> dict:
-    """fanzha.json `certified[<variant>]` (default: the served one): temperature and block
-    threshold fitted on that variant's own scores by `fanzha export`; {} for an older artifact."""
-    folder = Path(folder)
-    raw = json.loads((folder / "fanzha.json").read_text(encoding="utf-8"))
-    return dict((raw.get("certified") or {}).get(served_variant(folder, variant)) or {})
-
-
 def check_policy_for(folder: str | Path, policy: Policy, variant: str | None = None) -> Policy:
-    """`policy` resolved for the model in `folder` (PolicyError if it cannot be), without loading it."""
-    return policy.resolve(certified_for(folder, variant).get("block_threshold"), f"{folder} ({served_variant(folder, variant)})")
+    """`policy` resolved for the model in `folder` (PolicyError if it cannot be), without loading it.
+    The certificate is fanzha.json `certified[<served variant>]`: temperature and block threshold
+    fitted on that variant's own scores by `fanzha export` ({} for an older artifact)."""
+    meta = ArtifactMeta.load(Path(folder))
+    chosen = served_variant(meta, variant)
+    return policy.resolve((meta.certified.get(chosen) or {}).get("block_threshold"), f"{folder} ({chosen})")
 
 
 def policy_source(policy, folder: Path):

@@ -44,7 +44,7 @@ def write_messages(path: Path, rows: int, seed: int = 0, slice_rows: int = 100_0
 def score_cli(serving: Path, src: Path, out: Path, *extra: str) -> dict:
     """One `fanzha score` run in a fresh process; its JSON summary plus the wall time."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "serving.score", "--model", str(serving), "--input", str(src),
+    done = subprocess.run([sys.executable, "-m", "serving.batch.score", "--model", str(serving), "--input", str(src),
                            "--output", str(out), "--quiet", *extra], cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
@@ -60,7 +60,7 @@ def pipeline_loop(torch_model: Path, src: Path, out: Path, max_length: int, batc
     from transformers import pipeline
 
     from data.tables import TableWriter, iter_table
-    from serving.score import cpu_count
+    from serving.batch.score import cpu_count
 
     torch.set_num_threads(cpu_count())
     pipe = pipeline("text-classification", model=str(torch_model), device=-1)

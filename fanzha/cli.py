@@ -15,9 +15,9 @@ COMMANDS = {
     "evaluate": ("training.evaluate", "metrics of a model artifact on labelled data"),
     "export": ("fanzha.exporting", "model artifact -> serving artifact (ONNX, certified variants, policy, parity report)"),
     "serve": ("serving.server", "start the BentoML HTTP service for a serving artifact"),
-    "score": ("serving.score", "batch-score a CSV/TSV/JSONL/Parquet file"),
-    "diff": ("serving.diff", "compare two scored files: what the new model does differently"),
-    "register": ("serving.registry", "put a serving artifact into the BentoML model store (pinned tag)"),
+    "score": ("serving.batch.score", "batch-score a CSV/TSV/JSONL/Parquet file"),
+    "diff": ("serving.lifecycle.diff", "compare two scored files: what the new model does differently"),
+    "register": ("serving.lifecycle.registry", "put a serving artifact into the BentoML model store (pinned tag)"),
     "corpus": ("data.synth", "write the embedded synthetic corpus (train/validation/test.jsonl)"),
     "demo": ("fanzha.demo", "set up, train, evaluate, export, serve and query the demo model"),
 }

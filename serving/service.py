@@ -47,12 +47,12 @@ from serving import tuning
 from serving.api_models import MAX_SENDER_CHARS, MAX_TEXTS, Item, Result
 from serving.audit import DecisionLog
 from serving.batcher import Batcher, Overloaded
-from serving.chat import MAX_TURNS, ChatResult, ConversationScorer, Turn
+from serving.chat.conversation import MAX_TURNS, ChatResult, ConversationScorer, Turn
 from serving.integrity import verify_artifact
 from serving.metrics import LATENCY_BUCKETS, service_metrics
 from serving.policy import PolicyError, PolicyFile
 from serving.predictor import ArtifactError, Predictor
-from serving.registry import artifact_dir, pinned
+from serving.lifecycle.registry import artifact_dir, pinned
 from serving.screening import Screener
 from serving.security import Gatekeeper, GateSettings, redact_validation_logs
 
@@ -133,7 +133,7 @@ class Fanzha:
         except Overloaded as e:
             raise ServiceUnavailable(str(e)) from None
 
-    # --- /chat: conversation-aware scoring (serving/chat.py, issue #7) ---------------------------
+    # --- /chat: conversation-aware scoring (serving/chat/conversation.py, issue #7) ---------------------------
     @bentoml.api
     async def chat(self, turns: list[Turn] = Field(..., min_length=1, max_length=MAX_TURNS,
                                              description="the conversation so far, oldest first: {\"speaker\", \"text\"}")

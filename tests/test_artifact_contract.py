@@ -113,7 +113,7 @@ def test_an_artifact_without_its_table_is_refused(tiny_serving, tmp_path):
 @pytest.mark.slow
 def test_chat_window_written_at_export_is_what_the_chat_scorer_reads(tiny_model, tmp_path):
     """A chat model (trained on a data.conversations corpus) carries that corpus's window and anchor."""
-    from serving.chat import ConversationScorer
+    from serving.chat.conversation import ConversationScorer
     from serving.predictor import Predictor
     from training.export import export
 
@@ -140,7 +140,7 @@ from serving.predictor import Predictor
 where = {m.__name__: m.__file__ for m in (data, fanzha, serving)}
 p = Predictor(sys.argv[1], threads=1)
 texts = json.loads(sys.argv[2])
-from serving.score import main as score  # `fanzha score`, from the installed copy
+from serving.batch.score import main as score  # `fanzha score`, from the installed copy
 code = score(["--model", sys.argv[1], "--input", sys.argv[3], "--output", "scored.jsonl", "--threads", "1"])
 print(json.dumps({"where": where, "results": p.classify(texts), "normalized": [p.normalize(t) for t in texts],
                   "score_exit": code}, ensure_ascii=False))
@@ -189,7 +189,7 @@ def test_a_non_editable_install_answers_exactly_as_the_checkout(tiny_serving, tm
     from data.normalize import normalize
 
     assert got["normalized"] == [normalize(t) for t in TEXTS]
-    from serving.score import main as score
+    from serving.batch.score import main as score
 
     assert score(["--model", str(tiny_serving), "--input", str(rows), "--output", str(tmp_path / "here.jsonl"),
                   "--threads", "1"]) == 0

@@ -1,4 +1,4 @@
-"""serving/chat.py and serving/chat_eval.py on the tiny real model: prefixes scored as in training,
+"""serving/chat/conversation.py and serving/chat/evaluate.py on the tiny real model: prefixes scored as in training,
 risk and detection turn, bulk scoring, POST /chat on a real `bentoml serve`, the evaluation report."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from data.conversations import model_inputs
-from serving.chat import ConversationScorer, score_conversations
+from serving.chat.conversation import ConversationScorer, score_conversations
 from serving.integrity import IntegrityError
 from serving.policy import Policy
 from serving.predictor import Predictor
@@ -86,7 +86,7 @@ def test_window_size_comes_from_the_artifact(tiny_serving, tmp_path, monkeypatch
 
 
 def test_bulk_scoring_keeps_every_line_in_order(tiny_serving, tmp_path):
-    from serving.score import main as score_main
+    from serving.batch.score import main as score_main
 
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join([json.dumps({"id": "scam", "turns": SCAM}, ensure_ascii=False), "{not json",
@@ -124,7 +124,7 @@ def test_http_chat_endpoint(server, tiny_serving):
 
 def test_chat_eval_report(tiny_serving, tmp_path):
     from data.conversations import build
-    from serving.chat_eval import main as eval_main
+    from serving.chat.evaluate import main as eval_main
     from tests.data.test_conversations import write_sources
 
     data = tmp_path / "chat"
@@ -143,7 +143,7 @@ def test_chat_eval_report(tiny_serving, tmp_path):
     # The real value, recomputed here from the validation conversations: the lowest threshold of the
     # grid whose false-alarm rate on normal conversations is within the 0.5 % budget (the top of
     # the grid only when none is).
-    from serving.chat_eval import GRID
+    from serving.chat.evaluate import GRID
 
     scorer = ConversationScorer(Predictor(tiny_serving))
     lines = (data / "conversations_validation.jsonl").read_text(encoding="utf-8").splitlines()

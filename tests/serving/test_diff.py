@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from data.tables import read_table
-from serving.diff import compare, main as diff_main
-from serving.score import main as score_main
+from serving.lifecycle.diff import compare, main as diff_main
+from serving.batch.score import main as score_main
 
 
 def _scored(n=12):

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from serving.chat import ConversationScorer, score_conversations
+from serving.chat.conversation import ConversationScorer, score_conversations
 from serving.policy import Policy, PolicyError, PolicyFile
 from serving.predictor import Predictor
-from serving.score import main as score_main
+from serving.batch.score import main as score_main
 from tests.serving.conftest import start_server, stop_server
 
 SCAM_LINK = "您的ETC认证已失效，请登录 etc-renz.cn 重新认证"

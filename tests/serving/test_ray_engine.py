@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from data.tables import read_chunks, read_table
-from serving.score import main as score_main
+from serving.batch.score import main as score_main
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +66,7 @@ def test_ray_engine_equals_local_engine(local_ray, tiny_serving, tmp_path, suffi
 
 
 def test_plan_matches_a_sequential_read(tmp_path):
-    from serving.ray_engine import plan_chunks
+    from serving.batch.ray_engine import plan_chunks
 
     src = _input(tmp_path, ".csv")
     sequential = [cursor for _, cursor in read_chunks(src, 50)]

@@ -40,7 +40,7 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tag(store, tiny_serving):
-    from serving.registry import register
+    from serving.lifecycle.registry import register
 
     return register(tiny_serving)
 
@@ -48,7 +48,7 @@ def tag(store, tiny_serving):
 def test_register_stores_the_artifact_with_its_manifest(tag, tiny_serving, capsys):
     import bentoml
 
-    from serving.registry import artifact_dir
+    from serving.lifecycle.registry import artifact_dir
 
     name, version = tag.split(":")
     assert name.startswith("fanzha-tiny") and version != "latest"  # fanzha-<model_name>
@@ -64,7 +64,7 @@ def test_register_stores_the_artifact_with_its_manifest(tag, tiny_serving, capsy
 
 
 def test_tags_must_be_pinned_and_known(tag):
-    from serving.registry import artifact_dir, pinned
+    from serving.lifecycle.registry import artifact_dir, pinned
 
     for bad in ("fanzha-tiny", "fanzha-tiny:latest"):
         with pytest.raises(ArtifactError, match="not pinned"):
@@ -74,7 +74,7 @@ def test_tags_must_be_pinned_and_known(tag):
 
 
 def test_a_tampered_artifact_is_not_registered(store, tiny_serving, tmp_path):
-    from serving.registry import register
+    from serving.lifecycle.registry import register
 
     broken = tmp_path / "serving"
     shutil.copytree(tiny_serving, broken)

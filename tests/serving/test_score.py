@@ -6,7 +6,7 @@ import pytest
 
 from data.tables import read_table
 from serving.predictor import Predictor
-from serving.score import main as score_main
+from serving.batch.score import main as score_main
 
 pytestmark = pytest.mark.slow
 RESULT_COLUMNS = ["label", "category", "score", "fraud_score", "spam_score", "action", "reason", "error"]

@@ -6,7 +6,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-import serving.score as score
+import serving.batch.score as score
 from data.tables import read_table
 from tests.data.test_tables import BIG, _write_ids
 

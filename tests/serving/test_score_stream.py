@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from data.tables import read_chunks, read_table
-from serving.checkpoint import PartialOutput, artifact_fingerprint, file_fingerprint
+from serving.batch.checkpoint import PartialOutput, artifact_fingerprint, file_fingerprint
 from serving.predictor import Predictor
-from serving.score import Tally, main as score_main, score_frame
+from serving.batch.score import Tally, main as score_main, score_frame
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_serving, tmp_path
     ref, out = tmp_path / f"ref{suffix_out}", tmp_path / f"out{suffix_out}"
     run(tiny_serving, src, ref, "--chunk-rows", "64")
     sidecar = out.with_name(f".{out.name}.checkpoint.json")
-    proc = subprocess.Popen([sys.executable, "-m", "serving.score", "--model", str(tiny_serving), "--input", str(src),
+    proc = subprocess.Popen([sys.executable, "-m", "serving.batch.score", "--model", str(tiny_serving), "--input", str(src),
                              "--output", str(out), "--chunk-rows", "64", "--quiet"],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300  # a guard against a hung child, not a speed check

@@ -2,7 +2,7 @@
 which it should have been blocked — for `POST /chat` and bulk scoring.
 
     fanzha score --chat --model artifacts/chat/serving --input conversations.jsonl --output scored.jsonl
-    python -m serving.chat --model artifacts/chat/serving --input conversations.jsonl --output scored.jsonl
+    python -m serving.chat.conversation --model artifacts/chat/serving --input conversations.jsonl --output scored.jsonl
 
 Stateless: the caller sends the turns so far, `[{"speaker": ..., "text": ...}, ...]`. Every prefix
 is scored (one batch): after turn t the model sees the window of the last K turns ending at t,

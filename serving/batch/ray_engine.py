@@ -27,7 +27,7 @@ from typing import Iterator
 
 from data.tables import Cursor, count_rows, read_chunks, table_format
 from serving.predictor import ArtifactMeta, Predictor
-from serving.score import score_frame
+from serving.batch.score import score_frame
 
 
 def artifact_files(folder: Path) -> dict[str, bytes]:

@@ -1,11 +1,11 @@
 """Conversation-level evaluation of a chat model: P/R/F1, false alarms, how early scams are caught.
 
-    python -m serving.chat_eval --model artifacts/chat/serving --data artifacts/data/chat --out artifacts/chat/report.html
-    python -m serving.chat_eval ... --calibrate [--max-false-alarm 0.005]   # block threshold from validation
+    python -m serving.chat.evaluate --model artifacts/chat/serving --data artifacts/data/chat --out artifacts/chat/report.html
+    python -m serving.chat.evaluate ... --calibrate [--max-false-alarm 0.005]   # block threshold from validation
 
 DATA is the folder written by `python -m data.conversations` (conversations_{validation,test}.jsonl,
 and conversations_unlabelled.jsonl as a diagnostic). Every conversation is scored as the HTTP
-service scores it (serving/chat.py: each prefix's window, one batch per chunk); a conversation
+service scores it (serving/chat/conversation.py: each prefix's window, one batch per chunk); a conversation
 counts as flagged as fraud when some prefix's fraud score reaches the block threshold, and the
 first such turn is its detection turn (block-list hits are not simulated; thresholds only).
 Early detection: the detection turn (0-based), the fraction of the conversation seen at that
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from serving.chat import ConversationScorer
+from serving.chat.conversation import ConversationScorer
 from serving.policy import Policy
 from serving.predictor import Predictor
 
@@ -209,7 +209,7 @@ def _fmt(v) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.chat_eval", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m serving.chat.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, type=Path, help="serving artifact folder (the chat model)")
     parser.add_argument("--data", required=True, type=Path, help="folder from python -m data.conversations")
     parser.add_argument("--out", required=True, type=Path, help="HTML report path (JSON beside it)")

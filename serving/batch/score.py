@@ -1,7 +1,7 @@
 """Batch scoring: re-score a table of messages with a serving artifact — streaming, resumable.
 
     fanzha score --model artifacts/demo/serving --input messages.csv --output scored.parquet [--workers 2] [--resume]
-    fanzha score --engine ray --ray-address auto --model ... --input ... --output ...   # see serving/ray_engine.py
+    fanzha score --engine ray --ray-address auto --model ... --input ... --output ...   # see serving/batch/ray_engine.py
     fanzha score --model ... --policy /etc/fanzha/policy.yaml --sender-column sender --input ... --output ...
 
 IN and OUT are CSV, TSV, JSONL or Parquet (by extension). OUT keeps every input column and
@@ -15,7 +15,7 @@ unless `--text-column` says otherwise; if it is missing the command fails before
 input is read in chunks and memory stays flat whatever its size; `--workers N` scores chunks in
 N processes (each with its own predictor and cores/N intra-op threads), written in input order.
 OUT appears only when complete: until then it is a partial file with a checkpoint beside it
-(serving/checkpoint.py), and `--resume` continues an interrupted run — even one killed with
+(serving/batch/checkpoint.py), and `--resume` continues an interrupted run — even one killed with
 SIGKILL — to the same file an uninterrupted run writes.
 The artifact passes the same integrity check as the service's (serving/integrity.py) before any
 work. The last line printed is a JSON summary: rows in and out, errors, counts per action and category.
@@ -36,7 +36,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from data.tables import ROW_ERROR, Cursor, TableError, columns_of, count_rows, has_bad_utf8, read_chunks, table_format
-from serving.checkpoint import PartialOutput, ResumeError, artifact_fingerprint, file_fingerprint
+from serving.batch.checkpoint import PartialOutput, ResumeError, artifact_fingerprint, file_fingerprint
 from serving.integrity import verify_artifact
 from serving.policy import Policy, PolicyError, PolicyFile
 from serving.predictor import RESULT_FIELDS, ArtifactError, Predictor, check_policy_for
@@ -208,7 +208,7 @@ def score_file(model: str | Path, input_path: str | Path, output_path: str | Pat
               file=sys.stderr)
     tally, resumed_from = Tally(out.stats), out.rows
     if engine == "ray":
-        from serving.ray_engine import ray_chunks
+        from serving.batch.ray_engine import ray_chunks
 
         chunks = ray_chunks(model, input_path, text_column, chunk_rows, out.cursor, workers=workers,
                             threads=threads, address=ray_address, policy=policy, sender_column=sender_column)
@@ -270,11 +270,11 @@ def main(argv=None) -> int:
                         help="Ray cluster to join (e.g. auto, ray://head:10001); default: a local Ray")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--chat", action="store_true", help="score conversations: JSONL in, one {\"id\", \"turns\": "
-                        "[{\"speaker\", \"text\"}]} per line; JSONL out (serving/chat.py)")
+                        "[{\"speaker\", \"text\"}]} per line; JSONL out (serving/chat/conversation.py)")
     parser.add_argument("--per-turn", action="store_true", help="with --chat: also write each turn's result")
     args = parser.parse_args(argv)
-    if args.chat:  # conversations (issue #7): serving/chat.py owns the format
-        from serving.chat import main as chat_main
+    if args.chat:  # conversations (issue #7): serving/chat/conversation.py owns the format
+        from serving.chat.conversation import main as chat_main
 
         return chat_main(["--model", args.model, "--input", args.input, "--output", args.output]
                          + (["--per-turn"] if args.per_turn else []) + (["--policy", args.policy] if args.policy else []))

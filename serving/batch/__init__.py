@@ -1,0 +1,1 @@
+"""Batch scoring of message files: streaming and resumable (score.py, checkpoint.py), on Ray (ray_engine.py)."""

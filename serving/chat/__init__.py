@@ -1,0 +1,1 @@
+"""Chat and call interception: conversation-aware scoring (conversation.py) and its evaluation (evaluate.py)."""

@@ -59,6 +59,23 @@ def tiny_serving(tiny_model, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_serving_worse(tiny_base, tmp_path_factory) -> Path:
+    """A second, worse model with the same contract: the tiny model trained 6 steps instead of 80
+    (model lifecycle tests: the gate must refuse it, a service must be able to swap to it)."""
+    from fanzha.exporting import export
+    from training.config import load_config
+    from training.train import train
+
+    root = tmp_path_factory.mktemp("tiny-worse")
+    cfg = load_config(None, {"base_model": str(tiny_base), "output_dir": str(root / "model"), "max_steps": 6,
+                             "batch_size": 16, "learning_rate": 2e-3, "max_length": 48,
+                             "data.synthetic_n": 600, "taxonomy": str(REPO / "configs/taxonomy.yaml"),
+                             "policy": str(REPO / "configs/policy.yaml")})
+    export(train(cfg), root / "serving", default_variant="opt")
+    return root / "serving"
+
+
+@pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """../shared/data, or FANZHA_DATA_DIR. Missing: a failure in CI (CI=true), a skip elsewhere."""
     path = Path(os.environ.get("FANZHA_DATA_DIR", REPO.parent / "shared" / "data"))

@@ -46,7 +46,7 @@ from pydantic import Field
 from serving import tuning
 from serving.api_models import MAX_SENDER_CHARS, MAX_TEXTS, Item, Result
 from serving.audit import DecisionLog
-from serving.batcher import Batcher, Overloaded
+from serving.batcher import Batcher, Overloaded, sms_length
 from serving.chat.conversation import MAX_TURNS, ChatResult, ConversationScorer, Turn
 from serving.integrity import verify_artifact
 from serving.metrics import LATENCY_BUCKETS, service_metrics
@@ -105,7 +105,7 @@ class Fanzha:
         self.predictor = Predictor(folder, policy=self.policy_file)  # threads, spinning, variant: serving/tuning.py
         self.metrics = service_metrics()
         self.screener = Screener(self.predictor, None, DecisionLog.from_env(), self.metrics)
-        self.batcher = Batcher(self.screener.screen, tuning.MAX_BATCH_SIZE, MAX_QUEUE)
+        self.batcher = Batcher(self.screener.screen, tuning.MAX_BATCH_SIZE, MAX_QUEUE, max_batch_tokens=tuning.MAX_BATCH_TOKENS, length=sms_length(self.predictor.meta.max_length))
         self.chat_scorer = ConversationScorer.from_env(self.predictor)  # /chat: FANZHA_CHAT_MODEL, else this model
         self.chat_in_flight = 0  # /chat calls being scored (changed on the event loop only)
         self.predictor.classify(WARM_UP)  # first inference allocates buffers; not counted or logged

@@ -89,6 +89,12 @@ CORES = cpu_cores()
 # Largest batch the service's batcher hands to the model. Under load the batch grows by itself
 # with the requests that arrived during the previous one.
 MAX_BATCH_SIZE = _int("FANZHA_MAX_BATCH_SIZE", 64)
+# Token budget of one model call, as text-embeddings-inference's --max-batch-tokens: items ×
+# the longest item's tokens (estimated, capped at the artifact's max_length; serving/batcher.py
+# groups waiting items of similar length). The model's time is linear in padded tokens, so the
+# budget bounds how long one call holds the model (what a newly arrived SMS may wait) more than
+# it changes throughput.
+MAX_BATCH_TOKENS = _int("FANZHA_MAX_BATCH_TOKENS", 4096)
 # Server processes, each with its own model copy and batch loop.
 WORKERS = _int("FANZHA_WORKERS", 1)
 # ONNX Runtime intra-op threads per worker (0: the cores this process may use, split among workers).
@@ -101,7 +107,7 @@ VARIANT = os.environ.get("FANZHA_VARIANT", "").strip() or None
 
 
 def settings() -> dict:
-    return {"cores": CORES, "max_batch_size": MAX_BATCH_SIZE, "workers": WORKERS,
+    return {"cores": CORES, "max_batch_size": MAX_BATCH_SIZE, "max_batch_tokens": MAX_BATCH_TOKENS, "workers": WORKERS,
             "threads": THREADS, "spin": SPIN, "variant": VARIANT}
 
 

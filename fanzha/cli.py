@@ -18,6 +18,9 @@ COMMANDS = {
     "score": ("serving.batch.score", "batch-score a CSV/TSV/JSONL/Parquet file"),
     "diff": ("serving.lifecycle.diff", "compare two scored files: what the new model does differently"),
     "register": ("serving.lifecycle.registry", "put a serving artifact into the BentoML model store (pinned tag)"),
+    "promote": ("serving.lifecycle.promote:main_promote", "gate a registered model and move an alias (champion, challenger)"),
+    "rollback": ("serving.lifecycle.promote:main_rollback", "point an alias back to its previous holder"),
+    "models": ("serving.lifecycle.promote:main_models", "registered models: aliases, gate verdicts, alias history"),
     "corpus": ("data.synth", "write the embedded synthetic corpus (train/validation/test.jsonl)"),
     "demo": ("fanzha.demo", "set up, train, evaluate, export, serve and query the demo model"),
 }
@@ -39,8 +42,8 @@ def main(argv=None) -> int:
     if name not in COMMANDS:
         print(f"fanzha: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    return module.main(rest) or 0
+    module_name, _, function = COMMANDS[name][0].partition(":")
+    return getattr(importlib.import_module(module_name), function or "main")(rest) or 0
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ millisecond buckets set in serving/service.py) and the adaptive batch sizes
 | `fanzha_text_chars` | | characters per message |
 | `fanzha_policy_reloads_total` | result | policy reloads (ok / invalid) |
 | `fanzha_log_errors_total` | log | decision / audit log writes that failed; the request was answered all the same (serving/audit.py) |
+| `fanzha_model_info` | tag | 1 for the model tag being served (0 for one swapped out); serving/lifecycle/live.py |
+| `fanzha_model_swaps_total` | result | hot swaps to a moved alias (ok / failed: the old model kept serving) |
+| `fanzha_shadow_scored_total` | | messages the shadow model scored |
+| `fanzha_shadow_dropped_total` | | messages the shadow skipped because it was behind (its queue was full) |
+| `fanzha_shadow_disagreements_total` | champion_action, challenger_action | messages on which the two models' actions differ |
 
 prometheus_client is imported when `ServiceMetrics` is built (in the worker, inside the
 service's `__init__`), after BentoML has set PROMETHEUS_MULTIPROC_DIR — importing it at module
@@ -45,6 +50,22 @@ class ServiceMetrics:
                                        "decision/audit log writes that failed (the request was answered)", ["log"])
         for log in ("decision", "audit"):  # visible at 0 before the first failure
             self.log_errors.labels(log)
+        # one value per worker process; the highest is shown (a worker mid-swap shows both tags)
+        self.model_info = prom.Gauge("fanzha_model_info", "1 for the model tag being served", ["tag"],
+                                     multiprocess_mode="livemax")
+        self.swaps = prom.Counter("fanzha_model_swaps_total", "hot swaps to a moved alias", ["result"])
+        for result in ("ok", "failed"):
+            self.swaps.labels(result)
+        self.shadow_scored = prom.Counter("fanzha_shadow_scored_total", "messages scored by the shadow model")
+        self.shadow_dropped = prom.Counter("fanzha_shadow_dropped_total", "messages the shadow skipped (it was behind)")
+        self.shadow_disagreements = prom.Counter("fanzha_shadow_disagreements_total",
+                                                 "messages on which champion and shadow actions differ",
+                                                 ["champion_action", "challenger_action"])
+
+    def serving(self, tag: str | None, old: str | None = None) -> None:
+        if old:
+            self.model_info.labels(old).set(0)
+        self.model_info.labels(tag or "unregistered").set(1)
 
     def record(self, results: list[dict], texts: list, seconds: float) -> None:
         self.inference.observe(seconds)

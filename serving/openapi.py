@@ -18,7 +18,7 @@ tests/serving/test_openapi_contract.py (requests valid and invalid, every answer
 - The answers of the gate (serving/security.py) and of overload: 401 (API key), 403 (`/admin/*`
   while no key is configured), 413 (body limit), 415 (not JSON), 400 (bad Content-Length) and
   503 (overloaded `/classify` and `/chat`, not-ready `/readyz`), each with its media type and body.
-- `/docs.json` itself is declared; the probes and `/metrics` answer text/plain; `/admin/reload-policy` answers 422 on an invalid file.
+- `/docs.json` itself is declared; the probes and `/metrics` answer text/plain; `/admin/reload-policy` answers 422 on an invalid file; `/admin/reload-model` 409 when no alias is followed and 422 when the new model failed to load.
 - BentoML's schemas for task routes and its string-`detail` errors, which this service never sends, are left out.
 
 A method that a path does not declare (GET /classify, DELETE /info) gets 405 with an `Allow`
@@ -145,6 +145,16 @@ def truthful(document: dict) -> dict:
                     "type": "object", "required": ["reloaded", "policy", "source"],
                     "properties": {"reloaded": {"type": "boolean", "const": True}, "policy": {"type": "object"},
                                    "source": {"type": "string"}}}
+            if path == "/admin/reload-model":
+                swap = {"type": "object", "required": ["result"],
+                        "properties": {"result": {"type": "string", "enum": ["ok", "unchanged", "failed", "not-following"]},
+                                       "tag": {"type": ["string", "null"]}, "from": {"type": ["string", "null"]},
+                                       "seconds": {"type": "number"}, "error": {"type": "string"}}}
+                responses["200"]["content"]["application/json"]["schema"] = copy.deepcopy(swap)
+                responses["409"] = {"description": "the service serves a fixed model, not an alias",
+                                    "content": {"application/json": {"schema": copy.deepcopy(swap)}}}
+                responses["422"] = {"description": "the alias's new holder failed to load; the old model keeps serving",
+                                    "content": {"application/json": {"schema": copy.deepcopy(swap)}}}
             op["responses"] = dict(sorted(responses.items()))
     return doc
 

@@ -319,6 +319,18 @@ class PolicyFile:
             self.policy, self._stamp, self.loaded_at = policy, stamp, time.time()
             return policy
 
+    def repoint(self, path: str | Path) -> Policy:
+        """Follow another file from now on (a hot-swapped model's own policy.yaml); the checks run
+        first, and a file that fails them changes nothing (PolicyError)."""
+        path = Path(path)
+        with self._lock:
+            policy = Policy.load(path)
+            for check in self.checks:
+                check(policy)
+            self.path, self.policy, self.loaded_at = path, policy, time.time()
+            self._stamp = self._stat()
+            return policy
+
     def current(self) -> Policy:
         now = time.monotonic()
         if now >= self._next_check:

@@ -188,6 +188,12 @@ class Predictor:
         if checks is not None and self._check_policy not in checks:
             checks.append(self._check_policy)
 
+    def detach(self) -> None:
+        """Stop taking part in the policy source's checks (a model retired by a hot swap)."""
+        checks = getattr(self.policy_source, "checks", None)
+        if checks is not None and self._check_policy in checks:
+            checks.remove(self._check_policy)
+
     def _check_policy(self, policy: Policy) -> None:
         policy.resolve(self.certified.get("block_threshold"), f"{self.folder} ({self.variant})")
 

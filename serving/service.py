@@ -2,10 +2,11 @@
 
     FANZHA_MODEL=artifacts/demo/serving bentoml serve serving.service:Fanzha --port 3000
     FANZHA_MODEL_TAG=fanzha-demo:20250101120000-1a2b3c4d bentoml serve serving.service:Fanzha
+    FANZHA_MODEL_TAG=fanzha-sms@champion FANZHA_SHADOW_TAG=fanzha-sms@challenger bentoml serve serving.service:Fanzha
     # or: fanzha serve --model artifacts/demo/serving;  a Bento: make bento (README)
 
 Endpoints: `POST /classify` {"texts": [text | {"text": ..., "sender": ...}, ...]} (adaptive
-batching), `GET /info`, `POST /admin/reload-policy` (API key), BentoML's `/healthz`, `/livez`,
+batching), `GET /info`, `POST /admin/reload-policy` and `POST /admin/reload-model` (API key), BentoML's `/healthz`, `/livez`,
 `/readyz` (ready only after the artifact passed its integrity check, the model loaded and a
 warm-up inference ran), `/metrics` (Prometheus, serving/metrics.py) and `/docs.json` (OpenAPI).
 
@@ -19,8 +20,15 @@ the requests and kept lone SMS waiting ~20 ms after a burst (details in serving/
 `serving.security.Gatekeeper` (ASGI middleware) does auth, the body limit and the content type
 before anything is parsed; per-item problems (empty text, ...) come back as that item's `error`.
 
+Models (serving/lifecycle/live.py): each loaded model is a `Slot` (predictor, screener, its own
+batcher, chat scorer). A request holds the slot current when it arrived, so a hot swap (the
+followed alias moved) never changes a request's model halfway; a shadow model scores the
+batches after the answers, off the answer path.
+
 Settings (env): FANZHA_MODEL (artifact folder) or FANZHA_MODEL_TAG / bento argument
-`model_tag` (pinned BentoML model tag); FANZHA_POLICY (policy file, default the artifact's
+`model_tag` (pinned BentoML model tag, or NAME@ALIAS to follow, checked every
+FANZHA_MODEL_CHECK_S=5 s); FANZHA_SHADOW_TAG (a shadow model: NAME@ALIAS, tag or folder;
+FANZHA_SHADOW_QUEUE=8 batches, FANZHA_SHADOW_LOG=path, FANZHA_SHADOW_THREADS=1); FANZHA_POLICY (policy file, default the artifact's
 policy.yaml; re-read when it changes, checked every FANZHA_POLICY_CHECK_S=1 s);
 FANZHA_MAX_QUEUE=4096; FANZHA_CHAT_MAX_CONCURRENCY=4 (`/chat` requests scored at once; more
 are answered 503 at once); speed settings (batch size, workers, threads) in serving/tuning.py; limits in
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 from typing import Annotated
 
 import bentoml
@@ -52,7 +61,8 @@ from serving.integrity import verify_artifact
 from serving.metrics import LATENCY_BUCKETS, service_metrics
 from serving.policy import PolicyError, PolicyFile
 from serving.predictor import ArtifactError, Predictor
-from serving.lifecycle.registry import artifact_dir, pinned
+from serving.lifecycle.live import Follower, Shadow, Slot, locate, peak_rss_mb
+from serving.lifecycle.registry import pinned
 from serving.screening import Screener
 from serving.security import Gatekeeper, GateSettings, redact_validation_logs
 
@@ -60,7 +70,12 @@ from serving.security import Gatekeeper, GateSettings, redact_validation_logs
 # more than MAX_QUEUE messages waiting is an overload answered with 503 at once.
 MAX_QUEUE = int(os.environ.get("FANZHA_MAX_QUEUE", "4096"))
 CHAT_MAX_CONCURRENCY = int(os.environ.get("FANZHA_CHAT_MAX_CONCURRENCY", "4"))
+# A pinned tag (name:version) or an alias to follow (name@champion: hot swap, serving/lifecycle/live.py)
 MODEL_TAG = os.environ.get("FANZHA_MODEL_TAG") or getattr(bentoml.use_arguments(), "model_tag", None)
+FOLLOWS_ALIAS = bool(MODEL_TAG and "@" in MODEL_TAG)
+MODEL_CHECK_S = float(os.environ.get("FANZHA_MODEL_CHECK_S", "5"))
+SHADOW = os.environ.get("FANZHA_SHADOW_TAG") or None  # name@alias, name:version or an artifact folder
+SHADOW_QUEUE = int(os.environ.get("FANZHA_SHADOW_QUEUE", "8"))
 WARM_UP = ["预热：您的验证码是123456。", "warm-up"]
 
 info_app = FastAPI(title="fanzha info", docs_url=None, redoc_url=None, openapi_url=None)
@@ -71,19 +86,21 @@ def model_dir() -> str:
     path = os.environ.get("FANZHA_MODEL")
     if not path:
         raise ArtifactError("set FANZHA_MODEL to a serving artifact folder (output of `fanzha export`) "
-                            "or FANZHA_MODEL_TAG to a registered model (`fanzha register`)")
+                            "or FANZHA_MODEL_TAG to a registered model (`fanzha register`) or an alias (NAME@champion)")
     return path
 
 
-def checked_artifact() -> str | None:
-    """The artifact folder, integrity-checked — at import, so that `bentoml serve` (which imports
-    this module before starting workers) exits with the reason instead of respawning a worker
-    that fails every 10 s. None when no model is configured (importing for docs or tests)."""
+def checked_artifact() -> tuple[str | None, Path] | None:
+    """(tag, folder) of the model to serve, integrity-checked — at import, so that `bentoml serve`
+    (which imports this module before starting workers) exits with the reason instead of
+    respawning a worker that fails every 10 s. None when no model is configured (importing for
+    docs or tests)."""
     if not (MODEL_TAG or os.environ.get("FANZHA_MODEL")):
         return None
-    folder = str(artifact_dir(MODEL_TAG)) if MODEL_TAG else model_dir()
-    verify_artifact(folder)
-    return folder
+    if MODEL_TAG:
+        return locate(MODEL_TAG)
+    verify_artifact(model_dir())
+    return None, Path(model_dir())
 
 
 ARTIFACT = checked_artifact()
@@ -93,23 +110,79 @@ ARTIFACT = checked_artifact()
                  metrics={"enabled": True, "duration": {"buckets": list(LATENCY_BUCKETS)}})
 @bentoml.asgi_app(info_app, path="/")
 class Fanzha:
-    # A pinned model reference makes `bentoml build` pack that model into the Bento.
-    model_ref = bentoml.models.BentoModel(pinned(MODEL_TAG)) if MODEL_TAG else None
+    # A pinned model reference makes `bentoml build` pack that model into the Bento (an alias
+    # is followed in the store at run time instead: nothing to pack).
+    model_ref = bentoml.models.BentoModel(pinned(MODEL_TAG)) if MODEL_TAG and not FOLLOWS_ALIAS else None
 
     def __init__(self) -> None:
-        folder = ARTIFACT or model_dir()
+        tag, folder = ARTIFACT or (None, Path(model_dir()))
         # One policy file for every model this service holds: the watcher and the admin reload
-        # reach /classify and /chat alike (each model resolves `certified` to its own threshold).
-        self.policy_file = PolicyFile(os.environ.get("FANZHA_POLICY") or os.path.join(folder, "policy.yaml"),
+        # reach /classify, /chat and the shadow alike (each model resolves `certified` to its own
+        # threshold). Without FANZHA_POLICY it is the served artifact's own policy.yaml, and a
+        # hot swap re-points it to the new artifact's.
+        self.own_policy = not os.environ.get("FANZHA_POLICY")
+        self.policy_file = PolicyFile(os.environ.get("FANZHA_POLICY") or folder / "policy.yaml",
                                       check_every=float(os.environ.get("FANZHA_POLICY_CHECK_S", "1")))
-        self.predictor = Predictor(folder, policy=self.policy_file)  # threads, spinning, variant: serving/tuning.py
         self.metrics = service_metrics()
-        self.screener = Screener(self.predictor, None, DecisionLog.from_env(), self.metrics)
-        self.batcher = Batcher(self.screener.screen, tuning.MAX_BATCH_SIZE, MAX_QUEUE, max_batch_tokens=tuning.MAX_BATCH_TOKENS, length=sms_length(self.predictor.meta.max_length))
-        self.chat_scorer = ConversationScorer.from_env(self.predictor)  # /chat: FANZHA_CHAT_MODEL, else this model
+        self.log = DecisionLog.from_env()
+        chat_folder = os.environ.get("FANZHA_CHAT_MODEL")  # /chat on its own model, else on the served one
+        if chat_folder:
+            verify_artifact(chat_folder)
+        self.chat_predictor = Predictor(chat_folder, policy=self.policy_file) if chat_folder else None
+        self.shadow = self._shadow() if SHADOW else None
+        self.follower = Follower(MODEL_TAG if FOLLOWS_ALIAS else None, self._slot(tag, folder),
+                                 self._swap_in, self._swapped)
+        self.metrics.serving(tag)
         self.chat_in_flight = 0  # /chat calls being scored (changed on the event loop only)
-        self.predictor.classify(WARM_UP)  # first inference allocates buffers; not counted or logged
+        self.follower.start(MODEL_CHECK_S)
         self.ready = True
+
+    # --- models: one Slot per loaded model (serving/lifecycle/live.py) ---------------------------
+    def _slot(self, tag: str | None, folder: Path) -> Slot:
+        """Load, warm up and wire one model: predictor, screener, its own batcher, chat scorer."""
+        predictor = Predictor(folder, policy=self.policy_file)  # threads, spinning, variant: serving/tuning.py
+        screener = Screener(predictor, None, self.log, self.metrics)
+        batcher = Batcher(lambda items: self._screen(screener, items), tuning.MAX_BATCH_SIZE, MAX_QUEUE,
+                          max_batch_tokens=tuning.MAX_BATCH_TOKENS, length=sms_length(predictor.meta.max_length))
+        chat = ConversationScorer(self.chat_predictor or predictor)
+        predictor.classify(WARM_UP)  # first inference allocates buffers; not counted or logged
+        return Slot(tag, Path(folder), predictor, screener, batcher, chat)
+
+    def _swap_in(self, tag: str, folder: Path) -> Slot:
+        slot = self._slot(tag, folder)
+        if self.own_policy:
+            try:  # the served artifact's policy follows the model; every model's check runs first
+                self.policy_file.repoint(folder / "policy.yaml")
+            except Exception:
+                slot.close()
+                raise
+        return slot
+
+    def _swapped(self, result: str, seconds: float, tag: str | None) -> None:
+        self.metrics.swaps.labels(result).inc()
+        if result == "ok":
+            self.metrics.serving(tag, self.follower.last.get("from"))
+
+    def _screen(self, screener: Screener, items: list) -> list[dict]:
+        results = screener.screen(items)
+        if self.shadow is not None:
+            self.shadow.offer(items, results)  # a queue put: the answers do not wait for the shadow
+        return results
+
+    def _shadow(self) -> Shadow:
+        from serving.tuning import SHADOW_THREADS
+
+        tag, folder = (None, Path(SHADOW)) if Path(SHADOW).is_dir() else locate(SHADOW)
+        if tag is None:
+            verify_artifact(folder)
+        predictor = Predictor(folder, threads=SHADOW_THREADS, policy=self.policy_file)
+        predictor.classify(WARM_UP)
+        return Shadow(predictor, tag or str(folder), self.metrics, SHADOW_QUEUE, os.environ.get("FANZHA_SHADOW_LOG"),
+                      self.log.hash_key, champion_tag=lambda: self.follower.slot.tag)
+
+    @property
+    def predictor(self) -> Predictor:
+        return self.follower.slot.predictor
 
     def __is_ready__(self) -> bool:
         return getattr(self, "ready", False)
@@ -117,8 +190,11 @@ class Fanzha:
     @bentoml.on_shutdown
     def close(self) -> None:
         """After in-flight requests finished (SIGTERM drains them): stop the batch loop, close the audit log."""
-        self.batcher.close()
-        self.screener.log.close()
+        self.follower.stop()
+        self.follower.slot.close()
+        if self.shadow is not None:
+            self.shadow.close()
+        self.log.close()
 
     @bentoml.api
     async def classify(self, texts: list[Item] = Field(..., min_length=1, max_length=MAX_TEXTS,
@@ -128,10 +204,13 @@ class Fanzha:
         spam_score, action, reason, error, scores)."""
         # The explicit ContentType matters for speed: without it BentoML regenerates the JSON
         # schema of list[Result] on every response to pick the media type (~0.9 ms per request).
+        slot = self.follower.acquire()  # the request finishes on this model, even if a swap comes
         try:
-            return await self.batcher.submit(texts)
+            return await slot.batcher.submit(texts)
         except Overloaded as e:
             raise ServiceUnavailable(str(e)) from None
+        finally:
+            self.follower.release(slot)
 
     # --- /chat: conversation-aware scoring (serving/chat/conversation.py, issue #7) ---------------------------
     @bentoml.api
@@ -146,28 +225,34 @@ class Fanzha:
             raise ServiceUnavailable(f"too many /chat requests in flight (FANZHA_CHAT_MAX_CONCURRENCY="
                                      f"{CHAT_MAX_CONCURRENCY}); retry")
         self.chat_in_flight += 1
+        slot = self.follower.acquire()
         try:
-            return await asyncio.to_thread(self.chat_scorer.score, turns)
+            return await asyncio.to_thread(slot.chat_scorer.score, turns)
         finally:
+            self.follower.release(slot)
             self.chat_in_flight -= 1
     # --- end /chat ------------------------------------------------------------------------------
 
     @info_app.get("/info")
     def info(self) -> dict:
-        """Model name, version, labels, decision thresholds, policy and request limits."""
+        """Model name, version, tag, labels, decision thresholds, policy, shadow and request limits."""
         gate = GateSettings.from_env()
-        chat = self.chat_scorer.predictor
-        return {**self.predictor.info(),
-                "chat": {"model": "this model" if chat is self.predictor else str(chat.folder),
-                         "variant": chat.variant, "thresholds": chat.policy.to_dict()["thresholds"],
-                         "window": self.chat_scorer.window, "anchor": self.chat_scorer.anchor,
-                         "max_concurrency": CHAT_MAX_CONCURRENCY},
+        slot = self.follower.slot
+        chat = slot.chat_scorer
+        return {**slot.predictor.info(),
+                "chat": {"model": "this model" if chat.predictor is slot.predictor else str(chat.predictor.folder),
+                         "variant": chat.predictor.variant, "thresholds": chat.predictor.policy.to_dict()["thresholds"],
+                         "window": chat.window, "anchor": chat.anchor, "max_concurrency": CHAT_MAX_CONCURRENCY},
                 "policy": {**self.policy_file.policy.summary(), "source": str(self.policy_file.path),
                            "loaded_at": self.policy_file.loaded_at},
                 "limits": {"max_texts": MAX_TEXTS, "max_sender_chars": MAX_SENDER_CHARS,
                            "max_body_bytes": gate.max_body_bytes, "auth": gate.api_key is not None},
-                "batching": {"max_batch_size": tuning.MAX_BATCH_SIZE, "max_queue": MAX_QUEUE, "workers": tuning.WORKERS},
-                "model_tag": MODEL_TAG}
+                "batching": {"max_batch_size": tuning.MAX_BATCH_SIZE, "max_batch_tokens": tuning.MAX_BATCH_TOKENS,
+                             "max_queue": MAX_QUEUE, "workers": tuning.WORKERS},
+                "model_tag": slot.tag, "folder": str(slot.folder), "loaded_at": slot.loaded_at,
+                "follows": MODEL_TAG if FOLLOWS_ALIAS else None, "last_swap": self.follower.last,
+                "memory": peak_rss_mb(),
+                "shadow": self.shadow.info() if self.shadow is not None else None}
 
     @info_app.post("/admin/reload-policy")
     def reload_policy(self):
@@ -179,6 +264,20 @@ class Fanzha:
             return JSONResponse({"error": str(e), "reloaded": False}, status_code=422)
         self.metrics.reloads.labels("ok").inc()
         return {"reloaded": True, "policy": policy.summary(), "source": str(self.policy_file.path)}
+
+    @info_app.post("/admin/reload-model")
+    def reload_model(self):
+        """Check the followed alias now and swap if it moved (the API key is required): 200 with
+        the result (`ok` or `unchanged`), 409 when the service follows no alias, 422 when the new
+        model failed to load (the old one keeps serving)."""
+        if not FOLLOWS_ALIAS:
+            return JSONResponse({"error": "this service serves a fixed model, not an alias: start it with "
+                                 "--model NAME@ALIAS (FANZHA_MODEL_TAG) to follow one", "result": "not-following"},
+                                status_code=409)
+        result = self.follower.check()
+        if result["result"] == "failed":
+            return JSONResponse(result, status_code=422)
+        return result
 
 
 Fanzha.add_asgi_middleware(Gatekeeper)

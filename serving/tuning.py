@@ -102,13 +102,16 @@ THREADS = _int("FANZHA_THREADS", 0) or max(1, CORES // max(1, WORKERS))
 # Whether ONNX Runtime's idle threads spin-wait for the next call. Spinning shaves microseconds
 # off a lone call but burns the core the HTTP event loop needs between batches.
 SPIN = os.environ.get("FANZHA_SPIN", "0").strip().lower() in ("1", "true", "yes")
+# ONNX Runtime threads of a shadow model (`--shadow`, serving/lifecycle/live.py): one, so that it
+# takes at most one core from the answering model, on a thread of lower priority.
+SHADOW_THREADS = _int("FANZHA_SHADOW_THREADS", 1)
 # Model variant to serve (fp32 | opt | int8 | a file name); empty: the artifact's default_variant.
 VARIANT = os.environ.get("FANZHA_VARIANT", "").strip() or None
 
 
 def settings() -> dict:
     return {"cores": CORES, "max_batch_size": MAX_BATCH_SIZE, "max_batch_tokens": MAX_BATCH_TOKENS, "workers": WORKERS,
-            "threads": THREADS, "spin": SPIN, "variant": VARIANT}
+            "threads": THREADS, "shadow_threads": SHADOW_THREADS, "spin": SPIN, "variant": VARIANT}
 
 
 def main(argv=None) -> int:

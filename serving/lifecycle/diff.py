@@ -2,6 +2,7 @@
 
     fanzha diff old_scored.parquet new_scored.parquet --out report.md     # or report.html
     fanzha diff old.csv new.csv --key id --examples 5                        # Markdown on stdout
+    fanzha diff --shadow shadow.jsonl [--out report.html]                    # a service's shadow log
 
 OLD and NEW are outputs of `fanzha score` on the same input (any table format, not necessarily the
 same one), aligned by row; `--key` also checks that a column (an id) agrees on every row. The
@@ -9,6 +10,11 @@ report counts rows whose action, category or label changed, gives the transition
 (old action -> new action, old category -> new category, with `error` for an unscored row) and a
 few example messages per changed transition. Both files are streamed: memory stays flat. The last
 line printed is a JSON summary.
+
+`--shadow LOG` reads the shadow decision log of a service run with `--shadow`
+(FANZHA_SHADOW_LOG, serving/lifecycle/live.py): one line per message with the champion's and
+the challenger's decisions, paired, and the keyed text fingerprint instead of the text. The same
+report, OLD being the champion and NEW the challenger; the examples show fingerprints.
 """
 from __future__ import annotations
 
@@ -64,12 +70,53 @@ def compare(old_path: str | Path, new_path: str | Path, text_column: str = "text
             raise DiffError(f"{path}: no column(s) {missing}; is it an output of `fanzha score`?")
         if key and key not in cols[path]:
             raise DiffError(f"{path}: no key column {key!r}")
-    has_text = text_column in cols[old_path]
+    pairs = _aligned(iter_table(old_path, chunk_rows), iter_table(new_path, chunk_rows))
+    return tally(pairs, str(old_path), str(new_path), text_column if text_column in cols[old_path] else None,
+                 key, examples)
+
+
+def shadow_pairs(path: str | Path, chunk_rows: int = 20_000) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """(champion, challenger) frames from a shadow decision log (JSON lines)."""
+    def frame(side: list[dict], shas: list[str]) -> pd.DataFrame:
+        df = pd.DataFrame(side, columns=["tag", "label", "action", "reason", "fraud_score"])
+        df["category"] = df["label"].astype(str).str.split(".", n=1).str[0]
+        df["error"], df["text"] = "", shas
+        return df
+
+    try:
+        handle = open(path, encoding="utf-8")
+    except OSError as e:
+        raise DiffError(f"cannot read shadow log {path}: {e}") from e
+    with handle:
+        champion, challenger, shas = [], [], []
+        for n, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                a, b = row["champion"], row["challenger"]
+                if not (isinstance(a, dict) and isinstance(b, dict)):
+                    raise KeyError("champion")
+            except (ValueError, KeyError, TypeError) as e:
+                raise DiffError(f"{path}:{n}: not a shadow log line ({e}); write one with `fanzha serve --shadow`") from e
+            champion.append(a)
+            challenger.append(b)
+            shas.append(f"sha {str(row.get('sha', ''))[:16]}")
+            if len(champion) >= chunk_rows:
+                yield frame(champion, shas), frame(challenger, shas)
+                champion, challenger, shas = [], [], []
+        if champion:
+            yield frame(champion, shas), frame(challenger, shas)
+
+
+def tally(pairs, old_name: str, new_name: str, text_column: str | None, key: str | None = None,
+          examples: int = 3) -> dict:
+    has_text = text_column is not None
     rows, changed = 0, Counter()
     transitions = {"action": Counter(), "category": Counter()}
     samples: dict[str, dict] = {"action": defaultdict(list), "category": defaultdict(list)}
     shift = 0.0
-    for old, new in _aligned(iter_table(old_path, chunk_rows), iter_table(new_path, chunk_rows)):
+    for old, new in pairs:
         if key and old[key].astype(str).tolist() != new[key].astype(str).tolist():
             bad = next(i for i, (x, y) in enumerate(zip(old[key].astype(str), new[key].astype(str))) if x != y)
             raise DiffError(f"row {rows + bad}: {key} {old[key][bad]!r} in OLD but {new[key][bad]!r} in NEW")
@@ -89,7 +136,7 @@ def compare(old_path: str | Path, new_path: str | Path, text_column: str = "text
             delta = pd.to_numeric(new["fraud_score"], errors="coerce") - pd.to_numeric(old["fraud_score"], errors="coerce")
             shift += float(delta.fillna(0).sum())
         rows += len(old)
-    return {"old": str(old_path), "new": str(new_path), "rows": rows,
+    return {"old": old_name, "new": new_name, "rows": rows,
             "changed": {c: changed[c] for c in ("action", "category", "label")},
             "mean_fraud_score_shift": round(shift / rows, 6) if rows else 0.0,
             "transitions": {c: {f"{a} -> {b}": n for (a, b), n in sorted(t.items())} for c, t in transitions.items()},
@@ -117,6 +164,7 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) of every table in the report."""
     rows = result["rows"]
     out = [("Summary", ["", "rows", "share"],
+            [[f"action differs on {result['changed']['action']} of {rows} messages", "", ""]] * bool(result.get("shadow")) +
             [["rows compared", str(rows), ""]] +
             [[f"{c} changed", str(n), f"{n / rows:.2%}" if rows else "-"] for c, n in result["changed"].items()] +
             [["mean fraud_score shift (new - old)", f"{result['mean_fraud_score_shift']:+.4f}", ""]])]
@@ -160,8 +208,9 @@ def to_html(result: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="fanzha diff", description=__doc__.split("\n\n")[0])
-    parser.add_argument("old", help="file scored by the old model")
-    parser.add_argument("new", help="file scored by the new model (same input)")
+    parser.add_argument("old", nargs="?", help="file scored by the old model")
+    parser.add_argument("new", nargs="?", help="file scored by the new model (same input)")
+    parser.add_argument("--shadow", help="a service's shadow decision log (FANZHA_SHADOW_LOG) instead of OLD and NEW")
     parser.add_argument("--out", help="report file: .md or .html (default: Markdown on stdout)")
     parser.add_argument("--text-column", default="text", help="column shown in the examples")
     parser.add_argument("--key", help="a column that must agree on every row (e.g. a message id)")
@@ -170,8 +219,15 @@ def main(argv=None) -> int:
     if args.out and Path(args.out).suffix.lower() not in (".md", ".html", ".htm"):
         print("error: --out must end in .md or .html", file=sys.stderr)
         return 2
+    if bool(args.shadow) == bool(args.old and args.new) or (args.shadow and (args.old or args.new)):
+        print("error: give OLD and NEW scored files, or --shadow LOG", file=sys.stderr)
+        return 2
     try:
-        result = compare(args.old, args.new, args.text_column, args.key, args.examples)
+        if args.shadow:
+            result = tally(shadow_pairs(args.shadow), "champion", "challenger", "text", None, args.examples)
+            result["shadow"] = str(args.shadow)
+        else:
+            result = compare(args.old, args.new, args.text_column, args.key, args.examples)
     except (DiffError, TableError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

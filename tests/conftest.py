@@ -76,6 +76,25 @@ def tiny_serving_worse(tiny_base, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_serving_better(tiny_base, tmp_path_factory) -> Path:
+    """A better model with the same contract: trained 300 steps, it blocks and flags fraud where
+    `tiny_serving` (80 steps) allows nearly everything. The model lifecycle tests gate, swap and
+    shadow between the two (measured on a 671-row synthetic golden set: 196 of 475 fraud blocked,
+    197 flagged, no legitimate message blocked; tiny_serving: all allowed)."""
+    from fanzha.exporting import export
+    from training.config import load_config
+    from training.train import train
+
+    root = tmp_path_factory.mktemp("tiny-better")
+    cfg = load_config(None, {"base_model": str(tiny_base), "output_dir": str(root / "model"), "max_steps": 300,
+                             "batch_size": 16, "learning_rate": 3e-3, "max_length": 48,
+                             "data.synthetic_n": 600, "taxonomy": str(REPO / "configs/taxonomy.yaml"),
+                             "policy": str(REPO / "configs/policy.yaml")})
+    export(train(cfg), root / "serving", default_variant="opt")
+    return root / "serving"
+
+
+@pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """../shared/data, or FANZHA_DATA_DIR. Missing: a failure in CI (CI=true), a skip elsewhere."""
     path = Path(os.environ.get("FANZHA_DATA_DIR", REPO.parent / "shared" / "data"))

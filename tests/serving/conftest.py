@@ -23,7 +23,7 @@ def free_port() -> int:
 
 def start_server(artifact: Path, env_extra: dict | None = None, timeout: float = 120):
     port = free_port()
-    env = dict(os.environ, FANZHA_MODEL=str(artifact), **(env_extra or {}))
+    env = {**os.environ, "FANZHA_MODEL": str(artifact), **(env_extra or {})}
     # The server's output goes to a file, not a pipe nobody reads: a full pipe would block it.
     log = tempfile.NamedTemporaryFile(prefix="fanzha-server-", suffix=".log", delete=False)
     proc = subprocess.Popen(

@@ -93,8 +93,11 @@ MAX_BATCH_SIZE = _int("FANZHA_MAX_BATCH_SIZE", 64)
 # the longest item's tokens (estimated, capped at the artifact's max_length; serving/batcher.py
 # groups waiting items of similar length). The model's time is linear in padded tokens, so the
 # budget bounds how long one call holds the model (what a newly arrived SMS may wait) more than
-# it changes throughput.
-MAX_BATCH_TOKENS = _int("FANZHA_MAX_BATCH_TOKENS", 4096)
+# it changes throughput. 1024 (at most 4 scripts of 256 tokens, ~25 SMS of 40): on the SMS model,
+# 2 shared cores, mixed set of bench/mixed.py at 32 clients, 20.8 req/s p99 2.6 s against 19.7
+# req/s p99 4.1 s with 4096 (`make bench ... --service-env FANZHA_MAX_BATCH_TOKENS=N`); ORT alone
+# runs 180-256-token texts no faster in batches of 4-64 than one by one (13-16 msg/s).
+MAX_BATCH_TOKENS = _int("FANZHA_MAX_BATCH_TOKENS", 1024)
 # Server processes, each with its own model copy and batch loop.
 WORKERS = _int("FANZHA_WORKERS", 1)
 # ONNX Runtime intra-op threads per worker (0: the cores this process may use, split among workers).

@@ -71,6 +71,18 @@ def allowed_false_blocks(n: int, max_fpr: float, confidence: float = CONFIDENCE)
     return k
 
 
+def false_block_upper_bound(blocked: int, n: int, confidence: float = CONFIDENCE) -> float:
+    """One-sided Clopper-Pearson upper bound on the false-block rate after `blocked` of `n`
+    legitimate rows were blocked (the bound `allowed_false_blocks` keeps under its budget)."""
+    if n <= 0:
+        return 1.0
+    if blocked >= n:
+        return 1.0
+    from scipy.stats import beta
+
+    return float(beta.ppf(confidence, blocked + 1, n - blocked))
+
+
 def block_threshold(fraud_score: np.ndarray, legit: np.ndarray, max_fpr: float = MAX_FPR, floor: float = 0.5,
                     confidence: float = CONFIDENCE) -> float:
     """Smallest threshold (>= floor) whose false-block rate on legitimate messages is at most

@@ -1,0 +1,52 @@
+"""data/golden.py: frozen golden sets built by one command, with fingerprints that refuse a change."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from data.golden import SETS, SLICE_FIELDS, GoldenError, Sizes, build, load_golden, main
+from data.synth import generate
+
+SMALL = Sizes(legit=120, fraud=60, spam=20, min_per_stratum=5, disguised_per_kind=3, notices=20)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """A held-out split in the corpus format (text, label, source, split), from the generator."""
+    path = tmp_path_factory.mktemp("corpus") / "test.jsonl"
+    rows = [{**r, "source": "synthetic", "split": "test"} for r in generate(600, seed=11)]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_built_by_one_command_deterministic_with_slices(corpus, tmp_path):
+    a = build(tmp_path / "a", corpus, sizes=SMALL)
+    b = build(tmp_path / "b", corpus, sizes=SMALL)
+    assert a["fingerprint"] == b["fingerprint"], "same inputs, same golden set"
+    golden = load_golden(tmp_path / "a")
+    assert {r["set"] for r in golden.rows} <= set(SETS) and {"heldout", "probes", "disguised"} <= {r["set"] for r in golden.rows}
+    assert all(all(f in r for f in SLICE_FIELDS) for r in golden.rows)
+    assert {r["disguise"] for r in golden.rows if r["set"] == "disguised"} - {"none"}, "disguised copies name their kind"
+    assert sum(r["category"] != "fraud" for r in golden.rows) >= SMALL.legit // 2
+
+
+def test_a_changed_file_or_manifest_is_refused(corpus, tmp_path):
+    build(tmp_path / "g", corpus, sizes=SMALL)
+    heldout = tmp_path / "g" / "heldout.jsonl"
+    lines = heldout.read_text(encoding="utf-8").splitlines()
+    heldout.write_text("\n".join(lines[1:]) + "\n", encoding="utf-8")  # one row dropped
+    with pytest.raises(GoldenError, match="sha256 differs"):
+        load_golden(tmp_path / "g")
+    with pytest.raises(GoldenError, match="no golden.json"):
+        load_golden(tmp_path / "nothing")
+
+
+def test_cli_refuses_to_overwrite_a_frozen_set_and_a_missing_corpus(corpus, tmp_path, capsys):
+    args = ["--out", str(tmp_path / "g"), "--data", str(corpus), "--legit", "50", "--fraud", "20", "--spam", "5",
+            "--min-per-stratum", "2", "--disguised-per-kind", "2", "--notices", "5"]
+    assert main(args) == 0
+    assert main(args) == 2 and "frozen" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "h"), "--data", str(tmp_path / "none.jsonl")]) == 2
+    assert "not found" in capsys.readouterr().err

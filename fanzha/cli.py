@@ -18,6 +18,7 @@ COMMANDS = {
     "score": ("serving.batch.score", "batch-score a CSV/TSV/JSONL/Parquet file"),
     "diff": ("serving.lifecycle.diff", "compare two scored files: what the new model does differently"),
     "register": ("serving.lifecycle.registry", "put a serving artifact into the BentoML model store (pinned tag)"),
+    "golden": ("data.golden", "build the frozen golden sets the promotion gate scores models on"),
     "promote": ("serving.lifecycle.promote:main_promote", "gate a registered model and move an alias (champion, challenger)"),
     "rollback": ("serving.lifecycle.promote:main_rollback", "point an alias back to its previous holder"),
     "models": ("serving.lifecycle.promote:main_models", "registered models: aliases, gate verdicts, alias history"),

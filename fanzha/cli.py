@@ -22,7 +22,6 @@ COMMANDS = {
     "promote": ("serving.lifecycle.promote:main_promote", "gate a registered model and move an alias (champion, challenger)"),
     "rollback": ("serving.lifecycle.promote:main_rollback", "point an alias back to its previous holder"),
     "models": ("serving.lifecycle.promote:main_models", "registered models: aliases, gate verdicts, alias history"),
-    "golden": ("data.golden", "build the frozen golden sets the promotion gate judges models on"),
     "corpus": ("data.synth", "write the embedded synthetic corpus (train/validation/test.jsonl)"),
     "demo": ("fanzha.demo", "set up, train, evaluate, export, serve and query the demo model"),
 }

@@ -51,8 +51,8 @@ score: $(STAMP) ## batch-score: make score INPUT=in.csv OUTPUT=out.parquet [SERV
 diff: $(STAMP) ## compare two scored files: make diff OLD=old.parquet NEW=new.parquet [REPORT=report.html]
 	$(BIN)/fanzha diff $(OLD) $(NEW) $(if $(REPORT),--out $(REPORT))
 
-bench: $(STAMP) ## benchmark engines, the HTTP service and its peers: make bench [MODEL=artifacts/sms/model SERVING=...]
-	$(BIN)/python -m bench.run --model $(MODEL) --serving $(SERVING) --out artifacts/bench
+bench: $(STAMP) ## benchmark engines, the HTTP service and its peers: make bench [MODEL=artifacts/sms/model SERVING=... SHADOW=other/serving]
+	$(BIN)/python -m bench.run --model $(MODEL) --serving $(SERVING) --out artifacts/bench $(if $(SHADOW),--shadow-serving $(SHADOW))
 
 corpus: $(STAMP) ## write the embedded synthetic corpus to artifacts/corpus
 	$(BIN)/fanzha corpus --out artifacts/corpus

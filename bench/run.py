@@ -12,7 +12,9 @@ conversations at each --chat-levels concurrency, and SMS latency with and withou
 beside it: /chat does not go through the SMS batcher), text normalization
 µs/message (`data.normalize.benchmark`) and, where bench/score_bench.py exists, its batch-scoring
 run, and the mixed part (bench/mixed.py): a generated set with ~25 % long scripts through the
-service at each --mixed-levels concurrency and through raw ORT on length-sorted batches of 64.
+service at each --mixed-levels concurrency and through raw ORT on length-sorted batches of 64,
+and, with --shadow-serving, the shadow part (bench/shadow.py): /classify at --shadow-levels
+without and with a shadow model beside the served one.
 Writes OUT/results.json and OUT/results.md and prints the table with the ratios the product
 brief sets targets for. The machine's load average before and after is part of the record: on
 shared cores, other work changes every figure.
@@ -27,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-PARTS = ("engines", "service", "chat", "peer", "normalize", "score", "mixed")
+PARTS = ("engines", "service", "chat", "peer", "normalize", "score", "mixed", "shadow")
 TARGETS = {"http_p50_ms": 5.0, "http_p99_ms": 15.0, "service_vs_ort": 0.8, "service_vs_peer": 5.0,
            "mixed_load_vs_one_client": 1.0, "mixed_service_vs_sorted_ort": 0.8}
 
@@ -178,6 +180,10 @@ def markdown(r: dict) -> str:
                   for x in m["service"]["levels"]]
         lines += ["", f"Raw ORT ({m['ort']['variant']}), batches of {m['ort']['batch']}: length-sorted "
                   f"{m['ort']['sorted_msg_per_s']} msg/s, arrival order {m['ort']['arrival_order_msg_per_s']} msg/s.", ""]
+    if r.get("shadow"):
+        from bench.shadow import markdown as shadow_markdown
+
+        lines += shadow_markdown(r["shadow"])
     if r.get("normalize_us_per_message") is not None:
         lines += [f"Normalization: {r['normalize_us_per_message']:.1f} µs/message.", ""]
     if r.get("score"):
@@ -207,6 +213,9 @@ def main(argv=None) -> int:
     parser.add_argument("--levels", default="1,8,32,64", help="HTTP concurrency levels")
     parser.add_argument("--chat-levels", default="1,8", help="/chat concurrency levels (the chat part)")
     parser.add_argument("--mixed-levels", default="1,8,32", help="HTTP concurrency levels of the mixed-length part")
+    parser.add_argument("--shadow-serving", type=Path, help="a second serving artifact: the shadow part measures "
+                        "/classify without and with it as --shadow (default: part skipped)")
+    parser.add_argument("--shadow-levels", default="1,8", help="HTTP concurrency levels of the shadow part")
     parser.add_argument("--seconds", type=float, help="per HTTP level (default 10, quick 0.5)")
     parser.add_argument("--skip", default="", help=f"comma-separated parts to skip: {','.join(PARTS)}")
     parser.add_argument("--service-env", action="append", default=[], metavar="KEY=VALUE",
@@ -275,6 +284,12 @@ def main(argv=None) -> int:
         log(f"[bench] mixed   raw ORT sorted batches of 64: {part['ort']['sorted_msg_per_s']} msg/s "
             f"(arrival order {part['ort']['arrival_order_msg_per_s']}); {part['ratios']}")
         results["mixed"] = part
+    if "shadow" not in skip and args.shadow_serving:
+        from bench import shadow
+
+        results["shadow"] = shadow.run(serving, args.shadow_serving, payloads,
+                                       concurrency_levels(parser, "--shadow-levels", args.shadow_levels),
+                                       seconds, requests, log, env)
     results["machine_after"] = machine()
     results["ratios"] = ratios(results)
     (args.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")

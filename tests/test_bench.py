@@ -9,10 +9,11 @@ import sys
 from tests.conftest import REPO
 
 
-def test_bench_quick_runs_every_part_and_writes_ratios(tiny_model, tiny_serving, tmp_path):
+def test_bench_quick_runs_every_part_and_writes_ratios(tiny_model, tiny_serving, tiny_serving_better, tmp_path):
     out = tmp_path / "bench"
     run = subprocess.run([sys.executable, "-m", "bench.run", "--model", str(tiny_model), "--serving", str(tiny_serving),
-                          "--out", str(out), "--quick", "--levels", "1,4", "--chat-levels", "1,2"],
+                          "--out", str(out), "--quick", "--levels", "1,4", "--chat-levels", "1,2",
+                          "--shadow-serving", str(tiny_serving_better), "--shadow-levels", "1,4"],
                          cwd=REPO, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
@@ -29,5 +30,12 @@ def test_bench_quick_runs_every_part_and_writes_ratios(tiny_model, tiny_serving,
     assert results["normalize_us_per_message"] > 0
     ratios = results["ratios"]
     assert ratios["service_vs_peer"] > 0 and ratios["service_vs_ort"] > 0 and ratios["int8_vs_fp32_batch32_throughput"] > 0
+    shadow = results["shadow"]  # /classify without and with a shadow model beside it
+    assert [x["concurrency"] for x in shadow["with"]] == [1, 4]
+    assert all(x["errors"] == 0 for x in shadow["with"] + shadow["without"])
+    assert shadow["shadow_metrics"]["scored"] + shadow["shadow_metrics"]["dropped"] > 0
+    assert shadow["answers_compared"] > 0 and shadow["answers_changed"] == 0, "a shadow never changes an answer"
+    assert results["mixed"]["service"]["levels"] and results["mixed"]["ort"]["sorted_msg_per_s"] > 0
     table = (out / "results.md").read_text(encoding="utf-8")
+    assert "**Shadow**" in table and "Mixed lengths" in table
     assert "| ort-int8 |" in table and "service_vs_peer" in table and "/classify with /chat beside it" in table

@@ -59,23 +59,6 @@ def tiny_serving(tiny_model, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_serving_worse(tiny_base, tmp_path_factory) -> Path:
-    """A second, worse model with the same contract: the tiny model trained 6 steps instead of 80
-    (model lifecycle tests: the gate must refuse it, a service must be able to swap to it)."""
-    from fanzha.exporting import export
-    from training.config import load_config
-    from training.train import train
-
-    root = tmp_path_factory.mktemp("tiny-worse")
-    cfg = load_config(None, {"base_model": str(tiny_base), "output_dir": str(root / "model"), "max_steps": 6,
-                             "batch_size": 16, "learning_rate": 2e-3, "max_length": 48,
-                             "data.synthetic_n": 600, "taxonomy": str(REPO / "configs/taxonomy.yaml"),
-                             "policy": str(REPO / "configs/policy.yaml")})
-    export(train(cfg), root / "serving", default_variant="opt")
-    return root / "serving"
-
-
-@pytest.fixture(scope="session")
 def tiny_serving_better(tiny_base, tmp_path_factory) -> Path:
     """A better model with the same contract: trained 300 steps, it blocks and flags fraud where
     `tiny_serving` (80 steps) allows nearly everything. The model lifecycle tests gate, swap and
@@ -90,7 +73,9 @@ def tiny_serving_better(tiny_base, tmp_path_factory) -> Path:
                              "batch_size": 16, "learning_rate": 3e-3, "max_length": 48,
                              "data.synthetic_n": 600, "taxonomy": str(REPO / "configs/taxonomy.yaml"),
                              "policy": str(REPO / "configs/policy.yaml")})
-    export(train(cfg), root / "serving", default_variant="opt")
+    # int8 may miss its accuracy guard on this small validation split (the base is random
+    # per session): then the fp32 variants ship, as `fanzha export --int8-optional`
+    export(train(cfg), root / "serving", default_variant="opt", int8="optional")
     return root / "serving"
 
 

@@ -47,6 +47,34 @@ def start_server(artifact: Path, env_extra: dict | None = None, timeout: float =
     raise RuntimeError(f"server not ready in time: {Path(proc.log_path).read_text(errors='replace')[-3000:]}")
 
 
+def _use_bentoml_home(home: str) -> None:
+    from bentoml._internal.bento import BentoStore
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml._internal.models import ModelStore
+
+    BentoMLContainer.bentoml_home.set(home)
+    for name, store in (("model_store", ModelStore), ("bento_store", BentoStore)):
+        folder = os.path.join(home, name.replace("_store", "s"))
+        getattr(BentoMLContainer, f"{name}_dir").set(folder)
+        getattr(BentoMLContainer, name).set(store(folder))
+
+
+def private_bentoml_home(tmp_path_factory):
+    """Yield a fresh BENTOML_HOME for one test module, restored afterwards. BentoML reads the home
+    once and caches its stores: set the environment (for servers) and the container's home and
+    stores (for this process). Use with `yield from` in a fixture."""
+    home = tmp_path_factory.mktemp("bentoml_home")
+    old = os.environ.get("BENTOML_HOME")
+    os.environ["BENTOML_HOME"] = str(home)
+    _use_bentoml_home(str(home))
+    yield home
+    _use_bentoml_home(old or os.path.expanduser("~/bentoml"))
+    if old is None:
+        os.environ.pop("BENTOML_HOME")
+    else:
+        os.environ["BENTOML_HOME"] = old
+
+
 def server_output(proc) -> str:
     """Everything the server has printed so far (its log file)."""
     return Path(proc.log_path).read_text(encoding="utf-8", errors="replace")

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from fanzha.cli import main as cli
-from tests.serving.conftest import REPO, start_server, stop_server
+from tests.serving.conftest import REPO, private_bentoml_home, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 TEXTS = ["【ETC服务】您的ETC认证已失效，请点击 http://etc-rz.top 重新认证", "您的验证码为 482913，5分钟内有效。",
@@ -29,19 +29,7 @@ TEXTS = ["【ETC服务】您的ETC认证已失效，请点击 http://etc-rz.top 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    """A private BENTOML_HOME (BentoML reads it when first used; set it in the container too)."""
-    from bentoml._internal.configuration.containers import BentoMLContainer
-
-    path = tmp_path_factory.mktemp("bentoml_home")
-    old = os.environ.get("BENTOML_HOME")
-    os.environ["BENTOML_HOME"] = str(path)
-    BentoMLContainer.bentoml_home.set(str(path))
-    yield path
-    BentoMLContainer.bentoml_home.set(old or os.path.expanduser("~/bentoml"))
-    if old is None:
-        os.environ.pop("BENTOML_HOME")
-    else:
-        os.environ["BENTOML_HOME"] = old
+    yield from private_bentoml_home(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import yaml
 from fanzha.cli import main as cli_main
 from serving.integrity import IntegrityError
 from serving.predictor import ArtifactError, Predictor
-from tests.serving.conftest import free_port, stop_server
+from tests.serving.conftest import free_port, private_bentoml_home, stop_server
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -23,19 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """A private BENTOML_HOME for this module (BentoML reads it when first used, so set it early)."""
-    home = tmp_path_factory.mktemp("bentoml_home")
-    old = os.environ.get("BENTOML_HOME")
-    os.environ["BENTOML_HOME"] = str(home)
-    from bentoml._internal.configuration.containers import BentoMLContainer
-
-    BentoMLContainer.bentoml_home.set(str(home))
-    yield home
-    BentoMLContainer.bentoml_home.set(old or os.path.expanduser("~/bentoml"))
-    if old is None:
-        os.environ.pop("BENTOML_HOME")
-    else:
-        os.environ["BENTOML_HOME"] = old
+    """A private BENTOML_HOME for this module."""
+    yield from private_bentoml_home(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

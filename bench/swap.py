@@ -23,7 +23,7 @@ import time
 import urllib.request
 
 from bench import load
-from bench.servers import free_port, running
+from bench.servers import REPO, free_port, running
 
 MESSAGES = ["【ETC服务】您的ETC认证已失效，请点击 http://etc-rz.top 重新认证", "您的验证码为 482913，5分钟内有效。",
             "双十一狂欢价！全场低至3折，回复TD退订", "妈，我手机掉水里了，这是新号，急需转账3000元",
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     if args.shadow:
         env["FANZHA_SHADOW_TAG"] = args.shadow
     command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Fanzha", "--host", "127.0.0.1",
-               "--port", str(port), "--working-dir", str(load.__file__).rsplit("/bench/", 1)[0]]
+               "--port", str(port), "--working-dir", str(REPO)]
     out: dict = {"ref": args.ref, "from": start_tag, "to": args.to, "concurrency": args.concurrency}
     with running(command, "/readyz", port, env) as base:
         out["memory_before"] = get(base + "/info")["memory"]

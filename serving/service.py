@@ -170,12 +170,10 @@ class Fanzha:
         return results
 
     def _shadow(self) -> Shadow:
-        from serving.tuning import SHADOW_THREADS
-
         tag, folder = (None, Path(SHADOW)) if Path(SHADOW).is_dir() else locate(SHADOW)
         if tag is None:
             verify_artifact(folder)
-        predictor = Predictor(folder, threads=SHADOW_THREADS, policy=self.policy_file)
+        predictor = Predictor(folder, threads=tuning.SHADOW_THREADS, policy=self.policy_file)
         predictor.classify(WARM_UP)
         return Shadow(predictor, tag or str(folder), self.metrics, SHADOW_QUEUE, os.environ.get("FANZHA_SHADOW_LOG"),
                       self.log.hash_key, champion_tag=lambda: self.follower.slot.tag)

@@ -36,7 +36,7 @@ from serving.api_models import split_items
 from serving.audit import fingerprint
 from serving.integrity import verify_artifact
 from serving.lifecycle.aliases import AliasStore, split_ref
-from serving.lifecycle.registry import artifact_dir
+from serving.lifecycle.registry import artifact_dir, pinned
 
 log = logging.getLogger("fanzha.lifecycle")
 _KEEP = ("label", "action", "reason", "fraud_score")
@@ -45,7 +45,7 @@ _KEEP = ("label", "action", "reason", "fraud_score")
 def locate(ref: str, store: AliasStore | None = None) -> tuple[str, Path]:
     """(pinned tag, integrity-checked folder) of `name@alias` or `name:version`."""
     name, alias, _ = split_ref(ref)
-    tag = (store or AliasStore()).holder(name, alias) if alias else ref
+    tag = (store or AliasStore()).holder(name, alias) if alias else str(pinned(ref))
     folder = artifact_dir(tag)
     verify_artifact(folder)
     return tag, folder

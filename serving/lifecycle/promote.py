@@ -25,22 +25,14 @@ import time
 from pathlib import Path
 
 from serving.integrity import verify_artifact
-from serving.lifecycle.aliases import CHAMPION, PREVIOUS, AliasError, AliasStore, check_name, split_ref
-from serving.lifecycle.registry import artifact_dir, pinned
+from serving.lifecycle.aliases import CHAMPION, PREVIOUS, AliasError, AliasStore, check_name
+from serving.lifecycle.live import locate
+from serving.lifecycle.registry import artifact_dir
 from serving.predictor import ArtifactError
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_GOLDEN = REPO / "artifacts" / "golden"
 DEFAULT_GATE = REPO / "configs" / "gate.yaml"
-
-
-def stored(ref: str, store: AliasStore) -> tuple[str, Path]:
-    """(pinned tag, folder in the store) of `name:version` or `name@alias`, integrity-checked."""
-    name, alias, _ = split_ref(ref)
-    tag = store.holder(name, alias) if alias else str(pinned(ref))
-    folder = artifact_dir(tag)
-    verify_artifact(folder)
-    return tag, folder
 
 
 def promote(ref: str, alias: str = CHAMPION, *, force: bool = False, reason: str = "",
@@ -53,9 +45,9 @@ def promote(ref: str, alias: str = CHAMPION, *, force: bool = False, reason: str
     check_name(alias, "alias")
     if force and not reason.strip():
         raise AliasError("--force needs --reason TEXT: an overridden gate is recorded with why")
-    tag, folder = stored(ref, store)
+    tag, folder = locate(ref, store)  # integrity-checked
     name = tag.split(":", 1)[0]
-    parity = gate.parity_gate(folder)  # integrity (stored() above) and parity, for every alias
+    parity = gate.parity_gate(folder)  # integrity (locate() above) and parity, for every alias
     if not parity["passed"]:
         raise ArtifactError(f"{tag} fails its parity check: {parity['detail']}")
     current = store.get(name, alias)

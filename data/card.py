@@ -38,7 +38,7 @@ def _table(pairs) -> dict:
 
 def build_card(records, splits=None, **reports) -> dict:
     """`records` (with a "split" key unless `splits` gives one per record) -> the card as a dict.
-    Extra keyword arguments (load_report=, hygiene_report=, split_report=) are stored as they are."""
+    Extra keyword arguments (load_report=, hygiene_report=, split_report=, feedback=) are stored as they are."""
     records = list(records)
     splits = list(splits) if splits is not None else [r.get("split", "all") for r in records]
     if len(splits) != len(records):
@@ -95,6 +95,15 @@ def card_markdown(card: dict) -> str:
         lines += ["## Skipped while loading", ""]
         lines += [f"- {s['source']}: {s['count']} × {s['reason']} (first at {s['first']})" for s in load["skipped"]]
         lines.append("")
+    feedback = card.get("feedback")  # training's manifest["feedback"]: rows of `fanzha feedback export`
+    if feedback:
+        dups = feedback["duplicates"]
+        lines += ["## Feedback", "", f"- rows read: {feedback['rows']}, kept: {feedback['kept']} (train split)",
+                  f"- duplicates dropped: of a split {dups['of_splits']}, within feedback {dups['within_feedback']}",
+                  "- kept per label: " + ", ".join(f"{k}: {v}" for k, v in feedback["labels"].items()),
+                  "- kept per feedback source: "
+                  + ", ".join(f"{k}: {v}" for k, v in feedback["feedback_sources"].items()),
+                  *(f"- file: {f}" for f in feedback["files"]), ""]
     split = card.get("split_report")
     if split and split.get("warnings"):
         lines += ["## Split warnings", "", *(f"- {w}" for w in split["warnings"]), ""]

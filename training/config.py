@@ -42,6 +42,8 @@ class DataConfig:
     repeat: dict = _help("up-sample the TRAIN split (after caps): 'source:label', 'source' or 'label' -> "
                          "times each row is used (an integer >= 1); with `augment`, every copy is disguised "
                          "afresh; a key matching no row is an error", {})
+    feedback: list = _help("JSONL files written by `fanzha feedback export`; added to the TRAIN split after "
+                           "deduplication against every split, shown as their own source in the data card", [])
 
     def __post_init__(self):
         if self.synthetic_n < 0 or self.train_limit < 0:
@@ -49,7 +51,13 @@ class DataConfig:
         for key, times in self.repeat.items():
             if not isinstance(times, int) or isinstance(times, bool) or times < 1:
                 raise ConfigError(f"data.repeat[{key!r}] must be an integer >= 1, got {times!r}")
+        bad = [f for f in self.feedback if not isinstance(f, str) or not f]
+        if bad:
+            raise ConfigError(f"data.feedback: expected a list of file paths, got {bad!r}")
         if self.synthetic_n == 0 and not self.corpus_dirs:
+            if self.feedback:  # a few hundred corrections cannot stand in for validation and test splits
+                raise ConfigError("no data: data.feedback alone is not a corpus; set data.synthetic_n > 0 or "
+                                  "data.corpus_dirs (feedback rows are added to their train split)")
             raise ConfigError("no data: set data.synthetic_n > 0 or data.corpus_dirs")
 
 

@@ -1,4 +1,5 @@
-"""Training examples: records from the embedded generator and corpus folders, and a manifest.
+"""Training examples: records from the embedded generator, corpus folders and feedback files
+(`fanzha feedback export`, train split only), and a manifest.
 
 A record is `{"text", "label", "source", "group", "split"}`; `label` is a taxonomy class or a
 coarse label (a set of classes). The manifest lists what was used (file fingerprints, row
@@ -20,8 +21,8 @@ class DataError(ValueError):
     """Training data is missing or malformed."""
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    rows = []
+def iter_jsonl(path: Path):
+    """(line number, row) for each non-blank line; errors name file:line."""
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
             try:
@@ -36,8 +37,11 @@ def read_jsonl(path: Path) -> list[dict]:
                 raise DataError(f"{path}:{n}: invalid JSON: {e.msg}") from e
             if not isinstance(row, dict) or not isinstance(row.get("text"), str) or "label" not in row:
                 raise DataError(f"{path}:{n}: expected an object with a string 'text' and a 'label'")
-            rows.append(row)
-    return rows
+            yield n, row
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [row for _, row in iter_jsonl(path)]
 
 
 _sha256 = sha256_file  # data/digest.py
@@ -66,6 +70,11 @@ def load_splits(data_cfg, taxonomy: Taxonomy, workdir: Path) -> tuple[dict[str, 
                 row.setdefault("source", folder.name)
             splits[split] += rows
             files.append({"path": str(path), "sha256": _sha256(path), "rows": len(rows)})
+    feedback = None
+    if data_cfg.feedback:  # before caps/repeat, so their keys can name "feedback"
+        kept, feedback, feedback_files = load_feedback([Path(p) for p in data_cfg.feedback], splits, taxonomy)
+        splits["train"] += kept
+        files += feedback_files
     if data_cfg.caps:
         splits["train"] = apply_caps(splits["train"], data_cfg.caps, data_cfg.synthetic_seed)
     if data_cfg.repeat:
@@ -77,11 +86,52 @@ def load_splits(data_cfg, taxonomy: Taxonomy, workdir: Path) -> tuple[dict[str, 
     manifest = {
         "files": files,
         "synthetic": {"n": data_cfg.synthetic_n, "seed": data_cfg.synthetic_seed} if data_cfg.synthetic_n else None,
+        "feedback": feedback,
         "rows": {s: len(r) for s, r in splits.items()},
         "labels": {s: dict(sorted(Counter(r["label"] for r in rows).items())) for s, rows in splits.items()},
         "sources": {s: dict(sorted(Counter(r.get("source", "?") for r in rows).items())) for s, rows in splits.items()},
     }
     return splits, manifest
+
+
+def load_feedback(paths: list[Path], splits: dict[str, list[dict]],
+                  taxonomy: Taxonomy) -> tuple[list[dict], dict, list[dict]]:
+    """Rows of `fanzha feedback export` files for the train split, their summary for the manifest
+    and their file entries. A row whose near-dup key is that of any split row (the test split
+    included: a corrected test message must not leak into training) or of an earlier feedback row
+    is dropped and counted; `labels` and `feedback_sources` count the kept rows."""
+    from data.hygiene import near_dup_key
+
+    seen_splits = {near_dup_key(r["text"]) for rows in splits.values() for r in rows}
+    seen_feedback: set[str] = set()
+    kept, files, read = [], [], 0
+    duplicates = {"of_splits": 0, "within_feedback": 0}
+    for path in paths:
+        if not path.is_file():
+            raise DataError(f"{path} not found: data.feedback names files written by `fanzha feedback export`")
+        rows = 0
+        for n, row in iter_jsonl(path):
+            rows += 1
+            if not row["text"].strip():
+                raise DataError(f"{path}:{n}: empty text")
+            if not isinstance(row["label"], str) or not taxonomy.is_label(row["label"]):
+                raise DataError(f"{path}:{n}: unknown label {row['label']!r}")
+            key = near_dup_key(row["text"])
+            if key in seen_splits:
+                duplicates["of_splits"] += 1
+            elif key in seen_feedback:
+                duplicates["within_feedback"] += 1
+            else:
+                kept.append({**row, "source": row.get("source") or "feedback"})
+            seen_feedback.add(key)
+        read += rows
+        files.append({"path": str(path), "sha256": _sha256(path), "rows": rows})
+    summary = {
+        "files": [f["path"] for f in files], "rows": read, "kept": len(kept), "duplicates": duplicates,
+        "labels": dict(sorted(Counter(r["label"] for r in kept).items())),
+        "feedback_sources": dict(sorted(Counter(r.get("feedback_source", "?") for r in kept).items())),
+    }
+    return kept, summary, files
 
 
 def apply_caps(rows: list[dict], caps: dict[str, int], seed: int) -> list[dict]:

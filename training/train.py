@@ -214,7 +214,7 @@ def train(cfg: TrainConfig) -> Path:
                   f"macro-F1 {metrics[split]['macro_f1']:.4f}", flush=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
     (out / "data_manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-    write_card(build_card([dict(r, split=s) for s, rows in splits.items() for r in rows]),
+    write_card(build_card([dict(r, split=s) for s, rows in splits.items() for r in rows], feedback=manifest["feedback"]),
                out / "data_card.json", out / "data_card.md")  # counts and lengths: shortcuts in plain sight
     shutil.rmtree(out / "_work", ignore_errors=True)  # regenerable; the manifest fingerprints it
     print(f"[fanzha] model artifact written to {out} in {time.time() - started:.0f}s", flush=True)

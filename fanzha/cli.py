@@ -22,6 +22,7 @@ COMMANDS = {
     "promote": ("serving.lifecycle.promote:main_promote", "gate a registered model and move an alias (champion, challenger)"),
     "rollback": ("serving.lifecycle.promote:main_rollback", "point an alias back to its previous holder"),
     "models": ("serving.lifecycle.promote:main_models", "registered models: aliases, gate verdicts, alias history"),
+    "feedback": ("serving.feedback.export", "feedback -> training rows: fanzha feedback export --db DB --out FILE.jsonl"),
     "corpus": ("data.synth", "write the embedded synthetic corpus (train/validation/test.jsonl)"),
     "demo": ("fanzha.demo", "set up, train, evaluate, export, serve and query the demo model"),
 }

@@ -21,6 +21,11 @@ millisecond buckets set in serving/service.py) and the adaptive batch sizes
 | `fanzha_shadow_scored_total` | | messages the shadow model scored |
 | `fanzha_shadow_dropped_total` | | messages the shadow skipped because it was behind (its queue was full) |
 | `fanzha_shadow_disagreements_total` | champion_action, challenger_action | messages on which the two models' actions differ |
+| `fanzha_feedback_total` | source, label | reports taken by `POST /feedback` (serving/feedback) |
+| `fanzha_campaigns_active` | | campaigns that decide now (confirmed by an analyst, or weight >= min_weight) |
+| `fanzha_campaign_hits_total` | action | messages decided by a campaign (reason `campaign:<id>`) |
+| `fanzha_campaign_checks_degraded_total` | mode | campaign checks while the store is down: `stale` (on what is in memory) or `skipped` (nothing loaded yet) |
+| `fanzha_feedback_sync_failures_total` | | reads of the feedback store that failed |
 
 prometheus_client is imported when `ServiceMetrics` is built (in the worker, inside the
 service's `__init__`), after BentoML has set PROMETHEUS_MULTIPROC_DIR — importing it at module
@@ -61,6 +66,16 @@ class ServiceMetrics:
         self.shadow_disagreements = prom.Counter("fanzha_shadow_disagreements_total",
                                                  "messages on which champion and shadow actions differ",
                                                  ["champion_action", "challenger_action"])
+        self.feedback = prom.Counter("fanzha_feedback_total", "reports taken by POST /feedback", ["source", "label"])
+        self.campaigns_active = prom.Gauge("fanzha_campaigns_active", "campaigns that decide now",
+                                           multiprocess_mode="livemax")
+        self.campaign_hits = prom.Counter("fanzha_campaign_hits_total", "messages decided by a campaign", ["action"])
+        self.campaign_checks_degraded = prom.Counter("fanzha_campaign_checks_degraded_total",
+                                                     "campaign checks while the feedback store is down", ["mode"])
+        for mode in ("stale", "skipped"):
+            self.campaign_checks_degraded.labels(mode)
+        self.feedback_sync_failures = prom.Counter("fanzha_feedback_sync_failures_total",
+                                                   "reads of the feedback store that failed")
 
     def serving(self, tag: str | None, old: str | None = None) -> None:
         if old:

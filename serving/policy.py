@@ -31,6 +31,7 @@ reload, no restart), and every predictor that holds the same `PolicyFile` follow
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -84,6 +85,42 @@ def phones_in(normalized: str) -> set[str]:
 
 
 @dataclass(frozen=True)
+class CampaignRules:
+    """policy.yaml `campaigns:` — how feedback campaigns decide (serving/feedback/campaigns.py)."""
+    min_weight: float = 3          # user-report weight (distinct senders) at which a campaign decides
+    appeal_weight: float = 1.0     # weight one appeal takes away
+    similarity: float = 0.6        # MinHash Jaccard of templates at which a text joins / matches a campaign
+    ttl_days: int = 30             # reports older than this many days are dropped, a day at a time
+    actions: dict = field(default_factory=lambda: {"fraud": "block", "spam": "flag"})
+
+    def __post_init__(self):
+        for name in ("min_weight", "appeal_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise PolicyError(f"policy: campaigns.{name} must be a number >= 0, got {value!r}")
+        if not isinstance(self.similarity, (int, float)) or not 0.0 < self.similarity <= 1.0:
+            raise PolicyError(f"policy: campaigns.similarity must be in (0, 1], got {self.similarity!r}")
+        if not isinstance(self.ttl_days, int) or isinstance(self.ttl_days, bool) or self.ttl_days < 1:
+            raise PolicyError(f"policy: campaigns.ttl_days must be an integer >= 1, got {self.ttl_days!r}")
+        if not isinstance(self.actions, dict) or set(self.actions) - {"fraud", "spam"} \
+                or any(a not in ACTIONS for a in self.actions.values()):
+            raise PolicyError(f"policy: campaigns.actions maps fraud|spam -> allow|flag|block, got {self.actions!r}")
+
+    @classmethod
+    def from_dict(cls, raw, source: str = "policy") -> "CampaignRules":
+        if raw is None:
+            return cls()
+        known = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(raw, dict) or set(raw) - known:
+            raise PolicyError(f"{source}: campaigns takes only {sorted(known)}")
+        actions = {**cls().actions, **(raw.get("actions") or {})}
+        return cls(**{**raw, "actions": actions})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class Policy:
     # category -> {action -> threshold}; a category's score >= threshold triggers the action
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -91,6 +128,7 @@ class Policy:
     block_domains: frozenset[str] = frozenset()
     block_phones: frozenset[str] = frozenset()
     allow_on_block: str = "flag"
+    campaigns: CampaignRules = field(default_factory=CampaignRules)
 
     def __post_init__(self):
         if self.allow_on_block not in ON_BLOCK:
@@ -140,15 +178,16 @@ class Policy:
             fraud["flag"] = min(fraud["flag"], fraud["block"])
         return Policy(thresholds={**self.thresholds, "fraud": fraud}, allow_senders=self.allow_senders,
                       block_domains=self.block_domains, block_phones=self.block_phones,
-                      allow_on_block=self.allow_on_block)
+                      allow_on_block=self.allow_on_block, campaigns=self.campaigns)
 
     @classmethod
     def from_dict(cls, raw: dict, source: str = "policy") -> "Policy":
         if not isinstance(raw, dict):
             raise PolicyError(f"{source}: expected a mapping at the top level")
-        unknown = set(raw) - {"thresholds", "allowlist", "blocklist"}
+        unknown = set(raw) - {"thresholds", "allowlist", "blocklist", "campaigns"}
         if unknown:
-            raise PolicyError(f"{source}: unknown keys {sorted(unknown)} (known: thresholds, allowlist, blocklist)")
+            raise PolicyError(f"{source}: unknown keys {sorted(unknown)} (known: thresholds, allowlist, blocklist, "
+                              "campaigns)")
         allow, block = raw.get("allowlist") or {}, raw.get("blocklist") or {}
         for name, section, known in (("allowlist", allow, {"senders", "on_block"}),
                                      ("blocklist", block, {"domains", "phones"})):
@@ -168,7 +207,8 @@ class Policy:
         return cls(thresholds=thresholds, allow_senders=as_set("allowlist.senders", allow.get("senders")),
                    block_domains=as_set("blocklist.domains", block.get("domains"), lambda v: v.strip().lower()),
                    block_phones=as_set("blocklist.phones", block.get("phones"), phone_key),
-                   allow_on_block=allow.get("on_block", "flag"))
+                   allow_on_block=allow.get("on_block", "flag"),
+                   campaigns=CampaignRules.from_dict(raw.get("campaigns"), source))
 
     @classmethod
     def load(cls, path: str | Path) -> "Policy":
@@ -184,12 +224,15 @@ class Policy:
             out["allowlist"] = {"senders": sorted(self.allow_senders), "on_block": self.allow_on_block}
         if self.block_domains or self.block_phones:
             out["blocklist"] = {"domains": sorted(self.block_domains), "phones": sorted(self.block_phones)}
+        if self.campaigns != CampaignRules():
+            out["campaigns"] = self.campaigns.to_dict()
         return out
 
     def summary(self) -> dict:
         return {"thresholds": self.thresholds, "allowlist_senders": len(self.allow_senders),
                 "allowlist_on_block": self.allow_on_block,
-                "blocklist_domains": len(self.block_domains), "blocklist_phones": len(self.block_phones)}
+                "blocklist_domains": len(self.block_domains), "blocklist_phones": len(self.block_phones),
+                "campaigns": self.campaigns.to_dict()}
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -236,11 +279,21 @@ class Policy:
         return None
 
     def decide_message(self, text: str, sender: str | None, category_scores: dict[str, float],
-                       normalize_fn=None) -> tuple[str, str]:
-        """(action, reason) for one message: block-list, then allow-list, then thresholds."""
-        listed = self.blocklisted(text, normalize_fn=normalize_fn)
+                       normalize_fn=None, campaigns=None) -> tuple[str, str]:
+        """(action, reason) for one message: block-list, then campaign (`campaigns`: a
+        serving.feedback Matcher, or None), then allow-list, then thresholds."""
+        normalized = None
+        if self.block_domains or self.block_phones or campaigns is not None:
+            normalized = (normalize_fn or normalize)(text)
+        campaign = campaigns.decide_many([normalized], self.campaigns)[0] if campaigns is not None else None
+        return self._decide(text, sender, category_scores, normalized, campaign)
+
+    def _decide(self, text, sender, category_scores, normalized, campaign) -> tuple[str, str]:
+        listed = self.blocklisted(text, normalized)
         if listed is not None:
             return listed
+        if campaign is not None:
+            return campaign
         action, reason = self.decide_one(category_scores)
         if sender is not None and sender.strip() in self.allow_senders:
             return (self.allow_on_block if action == "block" else "allow"), "allowlist:sender"
@@ -257,19 +310,31 @@ class Policy:
         return None
 
     def apply(self, results: list[dict], texts: Sequence[Any], senders: Sequence[str | None] | None = None,
-              normalize_fn=None) -> list[dict]:
+              normalize_fn=None, campaigns=None) -> list[dict]:
         """THE decision rule. Set `action` and `reason` of the predictor's results in place (rows
-        with `error` get action None and reason ""). `texts[i]` is what the lists are matched on,
-        `senders[i]` message i's sender id or None; `normalize_fn` the model's normalization."""
+        with `error` get action None and reason ""). `texts[i]` is what the lists and campaigns
+        are matched on, `senders[i]` message i's sender id or None; `normalize_fn` the model's
+        normalization; `campaigns` the feedback campaigns' matcher for it (or None)."""
         senders = senders if senders is not None else [None] * len(results)
-        for result, text, sender in zip(results, texts, senders):
+        scored = []
+        for i, result in enumerate(results):
             if result.get("error") or result.get("label") is None:
                 result["action"], result["reason"] = None, ""
-                continue
+            else:
+                scored.append(i)
+        normalized = decided = None
+        if scored and (self.block_domains or self.block_phones or campaigns is not None):
+            normalize_fn = normalize_fn or normalize
+            normalized = [normalize_fn(texts[i]) for i in scored]
+            if campaigns is not None:  # one batched lookup for the whole batch
+                decided = campaigns.decide_many(normalized, self.campaigns)
+        for k, i in enumerate(scored):
+            result = results[i]
             fraud, spam = result["fraud_score"], result["spam_score"]
             normal = (result.get("scores") or {}).get("normal", 1.0 - fraud - spam)
-            result["action"], result["reason"] = self.decide_message(
-                text, sender, {"fraud": fraud, "spam": spam, "normal": normal}, normalize_fn)
+            result["action"], result["reason"] = self._decide(
+                texts[i], senders[i], {"fraud": fraud, "spam": spam, "normal": normal},
+                normalized[k] if normalized is not None else None, decided[k] if decided is not None else None)
         return results
 
 

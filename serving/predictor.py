@@ -163,6 +163,7 @@ class Predictor:
         self._category_index = np.array([CATEGORIES.index(c) for c in self.categories])
         # probabilities [n, classes] @ this [classes, categories] = category scores, in one call
         self._category_matrix = (self._category_index[:, None] == np.arange(len(CATEGORIES))).astype(np.float32)
+        self.campaigns = None  # feedback campaigns' matcher on this model's normalization (use_campaigns)
         self._output_names = [self.session.get_outputs()[0].name]
         self._type_ids = "token_type_ids" in {i.name for i in self.session.get_inputs()}
 
@@ -188,11 +189,19 @@ class Predictor:
         if checks is not None and self._check_policy not in checks:
             checks.append(self._check_policy)
 
+    def use_campaigns(self, campaigns) -> None:
+        """Decide with the feedback campaigns (serving.feedback.Campaigns) too, matched on this
+        model's own normalization; None stops."""
+        if self.campaigns is not None:
+            self.campaigns.campaigns.release(self.campaigns)
+        self.campaigns = campaigns.matcher(self.normalize) if campaigns is not None else None
+
     def detach(self) -> None:
-        """Stop taking part in the policy source's checks (a model retired by a hot swap)."""
+        """Stop taking part in the policy source's checks and the campaigns (a model retired by a hot swap)."""
         checks = getattr(self.policy_source, "checks", None)
         if checks is not None and self._check_policy in checks:
             checks.remove(self._check_policy)
+        self.use_campaigns(None)
 
     def _check_policy(self, policy: Policy) -> None:
         policy.resolve(self.certified.get("block_threshold"), f"{self.folder} ({self.variant})")
@@ -248,7 +257,7 @@ class Predictor:
         if good:
             self._fill(results, good, self._probabilities(prepared, cache), with_scores)
         policy = self.policy
-        policy.apply(results, texts if list_texts is None else list_texts, senders, self.normalize)
+        policy.apply(results, texts if list_texts is None else list_texts, senders, self.normalize, self.campaigns)
         return results
 
     def _probabilities(self, prepared: list[str], cache) -> np.ndarray:

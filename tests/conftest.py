@@ -89,3 +89,39 @@ def shared_data_dir() -> Path:
             pytest.fail(message + " — required in CI")
         pytest.skip(message)
     return path
+
+
+POSTGRES_URL = "postgresql://fanzha:fanzha@127.0.0.1:5432/fanzha_test"  # what .ci/run creates
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A reachable PostgreSQL server (FANZHA_TEST_POSTGRES_URL, default: the one .ci/run installs and
+    starts). Unreachable: a failure in CI (CI=true), a skip elsewhere."""
+    url = os.environ.get("FANZHA_TEST_POSTGRES_URL", POSTGRES_URL)
+    try:
+        import psycopg
+
+        psycopg.connect(url, connect_timeout=3).close()
+    except Exception as e:  # noqa: BLE001 — any reason it cannot be used
+        message = f"PostgreSQL not reachable at {url} ({type(e).__name__}: {str(e).strip()[:200]}); .ci/run installs and starts it"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " — required in CI")
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+def postgres_schema(postgres_url):
+    """A URL whose connections work in a fresh, empty schema of their own, dropped afterwards."""
+    import uuid
+
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    sep = "&" if "?" in postgres_url else "?"
+    yield f"{postgres_url}{sep}options=-csearch_path%3D{name}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {name} CASCADE")

@@ -80,7 +80,7 @@ def _datasource(input_path: Path, chunk_rows: int, plan, text_column: str):
 class ChunkScorer:
     """A Ray actor: one predictor, built once from the shipped artifact files."""
 
-    def __init__(self, files, text_column: str, threads: int, sender_column: str | None = None):
+    def __init__(self, files, text_column: str, threads: int, sender_column: str | None = None, feedback=None):
         import ray
 
         files = ray.get(files)  # an ObjectRef: the artifact travels through the object store
@@ -88,6 +88,10 @@ class ChunkScorer:
             for name, data in files.items():
                 (Path(folder) / name).write_bytes(data)
             self.predictor = Predictor(folder, threads=threads)  # everything is loaded into memory here
+        if feedback is not None:  # (store, last report id): every actor decides on the same reports
+            from serving.feedback.campaigns import attach_snapshot
+
+            attach_snapshot(self.predictor, *feedback)
         self.text_column, self.sender_column = text_column, sender_column
 
     def __call__(self, batch):
@@ -100,7 +104,7 @@ class ChunkScorer:
 
 def ray_chunks(model: Path, input_path: Path, text_column: str, chunk_rows: int, start: Cursor | None = None,
                workers: int | None = None, threads: int | None = None, address: str | None = None,
-               policy: Path | None = None, sender_column: str | None = None) -> Iterator:
+               policy: Path | None = None, sender_column: str | None = None, feedback=None) -> Iterator:
     """(scored chunk, input cursor after it), in input order, scored on Ray. `policy`: a policy
     file shipped to every actor in place of the artifact's policy.yaml (read once per actor)."""
     import ray
@@ -125,7 +129,7 @@ def ray_chunks(model: Path, input_path: Path, text_column: str, chunk_rows: int,
         files = ray.put(shipped)
         ds = ray.data.read_datasource(_datasource(Path(input_path), chunk_rows, plan, text_column),
                                       ray_remote_args={"num_cpus": 0})  # parsing is light; CPUs go to actors
-        ds = ds.map_batches(ChunkScorer, fn_constructor_args=(files, text_column, threads, sender_column), batch_size=1,
+        ds = ds.map_batches(ChunkScorer, fn_constructor_args=(files, text_column, threads, sender_column, feedback), batch_size=1,
                             batch_format="pyarrow", concurrency=pool, num_cpus=threads)
         expected = 0
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):

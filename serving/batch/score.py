@@ -37,6 +37,8 @@ from tqdm import tqdm
 
 from data.tables import ROW_ERROR, Cursor, TableError, columns_of, count_rows, has_bad_utf8, read_chunks, table_format
 from serving.batch.checkpoint import PartialOutput, ResumeError, artifact_fingerprint, file_fingerprint
+from serving.feedback.campaigns import attach_snapshot
+from serving.feedback.store import StoreError, describe, open_store
 from serving.integrity import verify_artifact
 from serving.policy import Policy, PolicyError, PolicyFile
 from serving.predictor import RESULT_FIELDS, ArtifactError, Predictor, check_policy_for
@@ -120,9 +122,12 @@ class Tally:
 _WORKER: Predictor | None = None
 
 
-def _start_worker(model: str, threads: int, parent: int, policy: str | None = None) -> None:
+def _start_worker(model: str, threads: int, parent: int, policy: str | None = None,
+                  feedback: tuple[str, int] | None = None) -> None:
     global _WORKER
     _WORKER = Predictor(model, threads=threads, policy=PolicyFile(policy) if policy else None)
+    if feedback is not None:
+        attach_snapshot(_WORKER, *feedback)
 
     def watch():  # a worker outlives a parent killed with SIGKILL otherwise
         while os.getppid() == parent:
@@ -138,12 +143,15 @@ def _score_in_worker(frame: pd.DataFrame, text_column: str, sender_column: str |
 
 def local_chunks(model, input_path, text_column: str, chunk_rows: int, start: Cursor | None = None,
                  workers: int = 1, threads: int | None = None, policy: str | Path | None = None,
-                 sender_column: str | None = None):
+                 sender_column: str | None = None, feedback: tuple[str, int] | None = None):
     """(scored chunk, input cursor after it), in input order. `policy`: a policy file, re-read
-    when it changes (as the service does), else the artifact's policy.yaml."""
+    when it changes (as the service does), else the artifact's policy.yaml; `feedback`: (store,
+    last report id) whose campaigns decide too, as in the service."""
     chunks = read_chunks(input_path, chunk_rows, start, raw_column=text_column)
     if workers <= 1:
         predictor = Predictor(model, threads=threads or cpu_count(), policy=PolicyFile(policy) if policy else None)
+        if feedback is not None:
+            attach_snapshot(predictor, *feedback)
         for frame, cursor in chunks:
             yield score_frame(predictor, frame, text_column, sender_column), cursor
         return
@@ -152,7 +160,7 @@ def local_chunks(model, input_path, text_column: str, chunk_rows: int, start: Cu
 
     threads = threads or max(1, cpu_count() // workers)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-                               initargs=(str(model), threads, os.getpid(), str(policy) if policy else None))
+                               initargs=(str(model), threads, os.getpid(), str(policy) if policy else None, feedback))
     pending: deque = deque()  # bounded: at most 2 chunks per worker in flight, so memory stays flat
     try:
         for frame, cursor in chunks:
@@ -177,7 +185,8 @@ def peak_rss_mb() -> dict:
 def score_file(model: str | Path, input_path: str | Path, output_path: str | Path, text_column: str = "text",
                chunk_rows: int = 4096, progress: bool = True, workers: int | None = None, threads: int | None = None,
                resume: bool = False, engine: str = "local", ray_address: str | None = None,
-               policy: str | Path | None = None, sender_column: str | None = None) -> dict:
+               policy: str | Path | None = None, sender_column: str | None = None,
+               feedback_db: str | None = None) -> dict:
     model, input_path, output_path = Path(model), Path(input_path), Path(output_path)
     columns = columns_of(input_path)  # fails early on a missing file / bad extension
     table_format(output_path)  # validates the output extension before any work
@@ -198,10 +207,19 @@ def score_file(model: str | Path, input_path: str | Path, output_path: str | Pat
     if policy is not None:
         policy = Path(policy)
         check_policy_for(model, Policy.load(policy))  # fails now, with the reason, on a policy this model cannot use
+    feedback = None
+    if feedback_db is not None:  # read now: a store that cannot be read fails before any work
+        try:
+            store = open_store(feedback_db)
+            feedback = (feedback_db, store.last_id())
+            store.close()
+        except StoreError as e:
+            raise ScoreError(f"--feedback-db: {e}") from None
     identity = {"input": file_fingerprint(input_path), "model": artifact_fingerprint(model),
                 "text_column": text_column, "chunk_rows": chunk_rows,
                 **({"policy": file_fingerprint(policy)} if policy is not None else {}),
-                **({"sender_column": sender_column} if sender_column else {})}
+                **({"sender_column": sender_column} if sender_column else {}),
+                **({"feedback_db": describe(store)["where"]} if feedback else {})}
     out = PartialOutput(output_path, identity, resume=resume)
     if out.discarded:
         print(f"note: discarded the checkpoint of an unfinished run ({out.discarded} rows); --resume continues one",
@@ -211,10 +229,11 @@ def score_file(model: str | Path, input_path: str | Path, output_path: str | Pat
         from serving.batch.ray_engine import ray_chunks
 
         chunks = ray_chunks(model, input_path, text_column, chunk_rows, out.cursor, workers=workers,
-                            threads=threads, address=ray_address, policy=policy, sender_column=sender_column)
+                            threads=threads, address=ray_address, policy=policy, sender_column=sender_column,
+                            feedback=feedback)
     else:
         chunks = local_chunks(model, input_path, text_column, chunk_rows, out.cursor, workers or 1, threads,
-                              policy=policy, sender_column=sender_column)
+                              policy=policy, sender_column=sender_column, feedback=feedback)
     bar = tqdm(total=count_rows(input_path), initial=resumed_from, desc="score", unit=" rows",
                disable=not progress, smoothing=0.1, dynamic_ncols=True)
     started, dropped = time.time(), set()
@@ -258,6 +277,9 @@ def main(argv=None) -> int:
                         help="decision policy file (default: the artifact's policy.yaml); the service's FANZHA_POLICY")
     parser.add_argument("--sender-column", default=None,
                         help="column holding sender ids, for the policy's allow-list (default: none)")
+    parser.add_argument("--feedback-db", default=None,
+                        help="feedback store (SQLite file or postgresql:// URL, the service's FANZHA_FEEDBACK_DB): its "
+                             "campaigns decide too, as in the service (block-list > campaign > allow-list > thresholds)")
     parser.add_argument("--chunk-rows", type=int, default=4096, help="rows read, scored and checkpointed at a time")
     parser.add_argument("--workers", type=int, default=None,
                         help="scoring processes (local, default 1) or actors (ray, default: up to one per CPU)")
@@ -277,12 +299,13 @@ def main(argv=None) -> int:
         from serving.chat.conversation import main as chat_main
 
         return chat_main(["--model", args.model, "--input", args.input, "--output", args.output]
-                         + (["--per-turn"] if args.per_turn else []) + (["--policy", args.policy] if args.policy else []))
+                         + (["--per-turn"] if args.per_turn else []) + (["--policy", args.policy] if args.policy else [])
+                         + (["--feedback-db", args.feedback_db] if args.feedback_db else []))
     try:
         summary = score_file(args.model, args.input, args.output, args.text_column, args.chunk_rows,
                              progress=not args.quiet, workers=args.workers, threads=args.threads, resume=args.resume,
                              engine=args.engine, ray_address=args.ray_address, policy=args.policy,
-                             sender_column=args.sender_column)
+                             sender_column=args.sender_column, feedback_db=args.feedback_db)
     except (ScoreError, TableError, ResumeError, ArtifactError, PolicyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from data.conversations import ANCHOR, WINDOW, model_inputs
 from serving.policy import ACTIONS
+from serving.feedback.store import StoreError
 from serving.predictor import ArtifactError, Predictor
 
 MAX_TURNS = int(os.environ.get("FANZHA_CHAT_MAX_TURNS", "512"))
@@ -225,7 +226,7 @@ def _read_lines(path: Path):
 
 
 def score_conversations(model: str | Path | Predictor, input_path, output_path, chunk: int = 64,
-                        per_turn: bool = False, policy: str | Path | None = None) -> dict:
+                        per_turn: bool = False, policy: str | Path | None = None, feedback_db: str | None = None) -> dict:
     """Score a JSONL file of {"id", "turns"} into a JSONL file of {"id", label, category,
     fraud_score, action, detected_at_turn, error} (+ "turns" with per_turn), one line per input
     line, in order. Written to a temporary file, renamed when complete."""
@@ -239,6 +240,10 @@ def score_conversations(model: str | Path | Predictor, input_path, output_path, 
 
         verify_artifact(model)  # the service's check
         model = Predictor(model, policy=policy)  # a policy path is kept current, as in the service
+    if feedback_db is not None:  # the feedback campaigns decide each turn too, as in the service's /chat
+        from serving.feedback.campaigns import attach_snapshot
+
+        attach_snapshot(model, feedback_db)
     scorer = ConversationScorer(model)
     tmp = output_path.with_name(f".{output_path.name}.partial")
     started, rows, actions, errors = time.time(), 0, Counter(), 0
@@ -283,10 +288,12 @@ def main(argv=None) -> int:
     parser.add_argument("--output", required=True, help="JSONL to write")
     parser.add_argument("--per-turn", action="store_true", help="also write every turn's result")
     parser.add_argument("--policy", default=None, help="decision policy file (default: the artifact's policy.yaml)")
+    parser.add_argument("--feedback-db", default=None, help="feedback store whose campaigns decide too (fanzha score)")
     args = parser.parse_args(argv)
     try:
-        summary = score_conversations(args.model, args.input, args.output, per_turn=args.per_turn, policy=args.policy)
-    except (OSError, ValueError, ArtifactError) as e:
+        summary = score_conversations(args.model, args.input, args.output, per_turn=args.per_turn, policy=args.policy,
+                                      feedback_db=args.feedback_db)
+    except (OSError, ValueError, ArtifactError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(summary, ensure_ascii=False))

@@ -49,6 +49,7 @@ import bentoml
 from bentoml.exceptions import ServiceUnavailable
 from bentoml.validators import ContentType
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -61,6 +62,7 @@ from serving.integrity import verify_artifact
 from serving.metrics import LATENCY_BUCKETS, service_metrics
 from serving.policy import PolicyError, PolicyFile
 from serving.predictor import ArtifactError, Predictor
+from serving.feedback.api import FeedbackIn, FeedbackRoutes, validation_error
 from serving.lifecycle.live import Follower, Shadow, Slot, locate, peak_rss_mb
 from serving.lifecycle.registry import pinned
 from serving.screening import Screener
@@ -79,6 +81,7 @@ SHADOW_QUEUE = int(os.environ.get("FANZHA_SHADOW_QUEUE", "8"))
 WARM_UP = ["预热：您的验证码是123456。", "warm-up"]
 
 info_app = FastAPI(title="fanzha info", docs_url=None, redoc_url=None, openapi_url=None)
+info_app.add_exception_handler(RequestValidationError, validation_error)  # 422 {"error", "detail"}, no input echoed
 redact_validation_logs()
 
 
@@ -129,6 +132,11 @@ class Fanzha:
         if chat_folder:
             verify_artifact(chat_folder)
         self.chat_predictor = Predictor(chat_folder, policy=self.policy_file) if chat_folder else None
+        # Feedback campaigns (serving/feedback): one view of the store per worker, asked by the
+        # decision engine of every model this service holds (block-list > campaign > allow-list)
+        self.feedback = FeedbackRoutes.from_env(lambda: self.policy_file.current().campaigns, self.metrics)
+        if self.chat_predictor is not None:
+            self.chat_predictor.use_campaigns(self.feedback.campaigns)
         self.shadow = self._shadow() if SHADOW else None
         self.follower = Follower(MODEL_TAG if FOLLOWS_ALIAS else None, self._slot(tag, folder),
                                  self._swap_in, self._swapped)
@@ -141,6 +149,8 @@ class Fanzha:
     def _slot(self, tag: str | None, folder: Path) -> Slot:
         """Load, warm up and wire one model: predictor, screener, its own batcher, chat scorer."""
         predictor = Predictor(folder, policy=self.policy_file)  # threads, spinning, variant: serving/tuning.py
+        predictor.use_campaigns(self.feedback.campaigns)
+        self.feedback.serve_labels(predictor.labels)
         screener = Screener(predictor, None, self.log, self.metrics)
         batcher = Batcher(lambda items: self._screen(screener, items), tuning.MAX_BATCH_SIZE, MAX_QUEUE,
                           max_batch_tokens=tuning.MAX_BATCH_TOKENS, length=sms_length(predictor.meta.max_length))
@@ -174,6 +184,7 @@ class Fanzha:
         if tag is None:
             verify_artifact(folder)
         predictor = Predictor(folder, threads=tuning.SHADOW_THREADS, policy=self.policy_file)
+        predictor.use_campaigns(self.feedback.campaigns)  # the shadow decides as the champion would
         predictor.classify(WARM_UP)
         return Shadow(predictor, tag or str(folder), self.metrics, SHADOW_QUEUE, os.environ.get("FANZHA_SHADOW_LOG"),
                       self.log.hash_key, champion_tag=lambda: self.follower.slot.tag)
@@ -192,6 +203,7 @@ class Fanzha:
         self.follower.slot.close()
         if self.shadow is not None:
             self.shadow.close()
+        self.feedback.close()
         self.log.close()
 
     @bentoml.api
@@ -249,7 +261,7 @@ class Fanzha:
                              "max_queue": MAX_QUEUE, "workers": tuning.WORKERS},
                 "model_tag": slot.tag, "folder": str(slot.folder), "loaded_at": slot.loaded_at,
                 "follows": MODEL_TAG if FOLLOWS_ALIAS else None, "last_swap": self.follower.last,
-                "memory": peak_rss_mb(),
+                "memory": peak_rss_mb(), "feedback": self.feedback.info(),
                 "shadow": self.shadow.info() if self.shadow is not None else None}
 
     @info_app.post("/admin/reload-policy")
@@ -276,6 +288,30 @@ class Fanzha:
         if result["result"] == "failed":
             return JSONResponse(result, status_code=422)
         return result
+
+
+    # --- /feedback: reports, undo, campaigns, review queue (serving/feedback/api.py) ------------------
+    @info_app.post("/feedback", responses=FeedbackRoutes.POST_RESPONSES)
+    def post_feedback(self, body: FeedbackIn):
+        """Report a message (the API key is required when one is set): {"text", "label":
+        normal|spam|fraud|fraud.<type>, "source": analyst|user_report|appeal, "sender"?,
+        "message_id"?, "note"?} -> the feedback id and the campaign it joined or founded."""
+        return self.feedback.post(body, self.follower.slot.predictor)
+
+    @info_app.delete("/feedback/{feedback_id}", responses=FeedbackRoutes.DELETE_RESPONSES)
+    def delete_feedback(self, feedback_id: int):
+        """Undo a report: its weight leaves its campaign at once, on every replica within seconds."""
+        return self.feedback.delete(feedback_id)
+
+    @info_app.get("/feedback/campaigns", responses=FeedbackRoutes.GET_RESPONSES)
+    def feedback_campaigns(self):
+        """Campaigns in memory (the retention window), newest first, with weight, label and action."""
+        return self.feedback.listing()
+
+    @info_app.get("/feedback/queue", responses=FeedbackRoutes.GET_RESPONSES)
+    def feedback_queue(self):
+        """The review queue: appeals no analyst answered since, newest first."""
+        return self.feedback.queue()
 
 
 Fanzha.add_asgi_middleware(Gatekeeper)

@@ -14,7 +14,10 @@ beside it: /chat does not go through the SMS batcher), text normalization
 run, and the mixed part (bench/mixed.py): a generated set with ~25 % long scripts through the
 service at each --mixed-levels concurrency and through raw ORT on length-sorted batches of 64,
 and, with --shadow-serving, the shadow part (bench/shadow.py): /classify at --shadow-levels
-without and with a shadow model beside the served one.
+without and with a shadow model beside the served one, and the campaigns part (bench/campaigns.py):
+the feedback campaigns' lookup µs/message next to the model's, index memory, false matches on
+held-out legitimate SMS and POST /feedback -> blocked, with 10k and 100k stored reports (needs
+../shared/data; --campaign-sizes).
 Writes OUT/results.json and OUT/results.md and prints the table with the ratios the product
 brief sets targets for. The machine's load average before and after is part of the record: on
 shared cores, other work changes every figure.
@@ -29,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-PARTS = ("engines", "service", "chat", "peer", "normalize", "score", "mixed", "shadow")
+PARTS = ("engines", "service", "chat", "peer", "normalize", "score", "mixed", "shadow", "campaigns")
 TARGETS = {"http_p50_ms": 5.0, "http_p99_ms": 15.0, "service_vs_ort": 0.8, "service_vs_peer": 5.0,
            "mixed_load_vs_one_client": 1.0, "mixed_service_vs_sorted_ort": 0.8}
 
@@ -184,6 +187,10 @@ def markdown(r: dict) -> str:
         from bench.shadow import markdown as shadow_markdown
 
         lines += shadow_markdown(r["shadow"])
+    if r.get("campaigns") and "sizes" in r["campaigns"]:
+        from bench.campaigns import markdown as campaigns_markdown
+
+        lines += campaigns_markdown(r["campaigns"])
     if r.get("normalize_us_per_message") is not None:
         lines += [f"Normalization: {r['normalize_us_per_message']:.1f} µs/message.", ""]
     if r.get("score"):
@@ -216,6 +223,7 @@ def main(argv=None) -> int:
     parser.add_argument("--shadow-serving", type=Path, help="a second serving artifact: the shadow part measures "
                         "/classify without and with it as --shadow (default: part skipped)")
     parser.add_argument("--shadow-levels", default="1,8", help="HTTP concurrency levels of the shadow part")
+    parser.add_argument("--campaign-sizes", default="10000,100000", help="stored reports of the campaigns part")
     parser.add_argument("--seconds", type=float, help="per HTTP level (default 10, quick 0.5)")
     parser.add_argument("--skip", default="", help=f"comma-separated parts to skip: {','.join(PARTS)}")
     parser.add_argument("--service-env", action="append", default=[], metavar="KEY=VALUE",
@@ -290,6 +298,16 @@ def main(argv=None) -> int:
         results["shadow"] = shadow.run(serving, args.shadow_serving, payloads,
                                        concurrency_levels(parser, "--shadow-levels", args.shadow_levels),
                                        seconds, requests, log, env)
+    if "campaigns" not in skip:
+        from bench import campaigns
+        from data.sources import DataError
+
+        sizes = (500, 2000) if args.quick else tuple(int(x) for x in args.campaign_sizes.split(","))
+        try:
+            results["campaigns"] = campaigns.run(serving, args.out / "campaigns", sizes, log, quick=args.quick)
+        except (DataError, FileNotFoundError) as e:  # the shared data is not on this machine
+            results["campaigns"] = {"error": f"{type(e).__name__}: {e}"}
+            log(f"[bench] campaigns skipped: {e}")
     results["machine_after"] = machine()
     results["ratios"] = ratios(results)
     (args.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -9,11 +9,14 @@ never code. Precedence, most specific first:
 1. block-list: a URL domain (or any sub-domain of it) or a phone number found in the text
    -> `block`, reason `blocklist:domain:<domain>` / `blocklist:phone:<digits>`. It beats the
    allow-list because pseudo base stations (伪基站) spoof trusted short codes such as 95588.
-2. allow-list: the message's sender id is trusted -> `allow`, reason `allowlist:sender` — except
+2. campaign: the text matches a feedback campaign that decides (serving/feedback/campaigns.py,
+   policy section `campaigns:`, rules in `CampaignRules`) -> its action, reason `campaign:<id>`.
+   It beats the allow-list for the same reason as the block-list.
+3. allow-list: the message's sender id is trusted -> `allow`, reason `allowlist:sender` — except
    when the thresholds would block it: then `allowlist.on_block` (default `flag`), so that a
    scam sent by a pseudo base station under a spoofed bank short code is still shown to an
    analyst instead of passing silently. `on_block: allow` restores the old trust-the-sender rule.
-3. thresholds: the most severe action any category's score reaches, reason
+4. thresholds: the most severe action any category's score reaches, reason
    `threshold:<category>.<action>` (e.g. `threshold:fraud.block`), or `threshold:none`.
 
 `thresholds.fraud.block: certified` means "the block threshold `fanzha export` certified for the

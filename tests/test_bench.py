@@ -1,7 +1,8 @@
 """`make bench` runs end to end on the tiny model (a check that it works, not a measurement):
 engines, the real BentoML service (/classify, and /chat alone and beside SMS) and the FastAPI +
 pipeline peer under the HTTP load generator,
-normalization and batch scoring, written as JSON and Markdown with the ratios."""
+normalization, batch scoring and the feedback campaigns (on the shared data), written as JSON
+and Markdown with the ratios."""
 import json
 import subprocess
 import sys
@@ -9,7 +10,8 @@ import sys
 from tests.conftest import REPO
 
 
-def test_bench_quick_runs_every_part_and_writes_ratios(tiny_model, tiny_serving, tiny_serving_better, tmp_path):
+def test_bench_quick_runs_every_part_and_writes_ratios(tiny_model, tiny_serving, tiny_serving_better, tmp_path,
+                                                       shared_data_dir):
     out = tmp_path / "bench"
     run = subprocess.run([sys.executable, "-m", "bench.run", "--model", str(tiny_model), "--serving", str(tiny_serving),
                           "--out", str(out), "--quick", "--levels", "1,4", "--chat-levels", "1,2",
@@ -36,6 +38,12 @@ def test_bench_quick_runs_every_part_and_writes_ratios(tiny_model, tiny_serving,
     assert shadow["shadow_metrics"]["scored"] + shadow["shadow_metrics"]["dropped"] > 0
     assert shadow["answers_compared"] > 0 and shadow["answers_changed"] == 0, "a shadow never changes an answer"
     assert results["mixed"]["service"]["levels"] and results["mixed"]["ort"]["sorted_msg_per_s"] > 0
+    campaigns = results["campaigns"]  # the feedback campaigns on the shared data, small stores in --quick
+    assert [x["stored"] for x in campaigns["sizes"]] == [500, 2000], campaigns
+    assert all(x["lookup_us_per_msg"] > 0 and x["legit_messages"] > 0 and x["variant_recall"] > 0
+               for x in campaigns["sizes"])
+    assert [p["blocked"] for p in campaigns["post_to_block"]] == [True, True]
     table = (out / "results.md").read_text(encoding="utf-8")
+    assert "Feedback campaigns" in table
     assert "**Shadow**" in table and "Mixed lengths" in table
     assert "| ort-int8 |" in table and "service_vs_peer" in table and "/classify with /chat beside it" in table

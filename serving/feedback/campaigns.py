@@ -249,6 +249,7 @@ class Campaigns:
         self.last_error: str | None = None
         self._ttl: int | None = None
         self.until_id: int | None = None        # a snapshot: ignore reports after this id
+        self.page = 50_000                      # rows read from the store per query
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -333,7 +334,12 @@ class Campaigns:
             if self._ttl is not None and ttl > self._ttl:  # a longer retention: read the older days again
                 self._seen.clear()
                 self.last_id = self.last_seq = 0
-            rows = self.store.rows_after(self.last_id, since)
+            rows = self.store.rows_after(self.last_id, since, self.page)
+            while rows and len(rows) % self.page == 0:  # a full page: read on until the store has no more
+                more = self.store.rows_after(int(rows[-1]["id"]), since, self.page, overlap=0)
+                rows += more
+                if len(more) < self.page:
+                    break
             undos = self.store.deletes_after(self.last_seq)
         except StoreError as e:
             self.healthy, self.last_error = False, str(e)

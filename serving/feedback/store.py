@@ -151,10 +151,10 @@ class FeedbackStore:
             return None
         return {**dict(zip(COLUMNS, rows[0])), "just_deleted": bool(done)}
 
-    def rows_after(self, last_id: int, since: float = 0.0, limit: int = 50_000) -> list[dict]:
-        """Rows with id > last_id - OVERLAP created at or after `since`, oldest first."""
+    def rows_after(self, last_id: int, since: float = 0.0, limit: int = 50_000, overlap: int = OVERLAP) -> list[dict]:
+        """At most `limit` rows with id > last_id - overlap created at or after `since`, oldest first."""
         rows = self._execute(f"SELECT {', '.join(COLUMNS)} FROM feedback WHERE id > ? AND created_at >= ? "
-                             "ORDER BY id LIMIT ?", (max(0, last_id - OVERLAP), since, limit))
+                             "ORDER BY id LIMIT ?", (max(0, last_id - overlap), since, limit))
         return [dict(zip(COLUMNS, r)) for r in rows]
 
     def deletes_after(self, last_seq: int) -> list[tuple[int, int]]:

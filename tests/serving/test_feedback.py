@@ -75,6 +75,17 @@ def test_analyst_confirmation_blocks_variants_at_once_and_survives_a_restart(sql
     assert sqlite_store.journal_mode() == "wal"
 
 
+def test_a_store_larger_than_one_page_is_read_whole(sqlite_store, normalize):
+    """`fanzha score` reads the store once: every page of it, not the first."""
+    for k in range(10):
+        sqlite_store.add(LOAN.format(k, k) + "第" * k, "fraud.loan", "analyst")
+    campaigns = Campaigns(sqlite_store, lambda: CampaignRules(), labels=("fraud.loan",))
+    campaigns.page = 3
+    assert campaigns.sync() == 10 and len(campaigns.reports) == 10
+    sqlite_store.add(SCAM, "fraud.loan", "analyst")
+    assert campaigns.sync() == 1 and campaigns.sync() == 0
+
+
 def test_user_reports_count_distinct_senders_and_appeals_and_undo(sqlite_store, normalize):
     rules = CampaignRules(min_weight=3)
     campaigns = make(sqlite_store, rules)

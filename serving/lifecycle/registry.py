@@ -60,6 +60,16 @@ def artifact_dir(tag: str) -> Path:
     return Path(model.path)
 
 
+def _no_nulls(value):
+    """`value` without null entries: BentoML's model metadata takes no None (e.g. a data manifest's
+    `feedback: null` when a model was trained without feedback files)."""
+    if isinstance(value, dict):
+        return {k: _no_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_no_nulls(v) for v in value if v is not None]
+    return value
+
+
 def register(artifact: str | Path, name: str | None = None) -> str:
     """Register (or find) the artifact; return its pinned tag `name:version`."""
     bentoml = _store()
@@ -82,7 +92,7 @@ def register(artifact: str | Path, name: str | None = None) -> str:
                 "max_length": meta.max_length, "temperature": meta.temperature}
     for key in ("metrics", "data_manifest", "calibration"):
         if key in manifest:
-            metadata[key] = json.loads(json.dumps(manifest[key]), parse_constant=str)  # plain JSON types only
+            metadata[key] = _no_nulls(json.loads(json.dumps(manifest[key]), parse_constant=str))  # plain JSON types only
     with bentoml.models.create(tag, labels=labels, metadata=metadata) as model:
         for path in sorted(artifact.iterdir()):
             if path.is_file():

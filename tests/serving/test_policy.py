@@ -18,7 +18,8 @@ def test_repo_policy_loads_and_documents_every_key():
     policy = Policy.load(REPO_POLICY)
     assert policy.thresholds["fraud"]["block"] > policy.thresholds["fraud"]["flag"]
     raw = yaml.safe_load(open(REPO_POLICY, encoding="utf-8"))
-    assert set(raw) == {"thresholds", "allowlist", "blocklist"}
+    assert set(raw) == {"thresholds", "allowlist", "blocklist", "campaigns"}
+    assert policy.campaigns.to_dict() == raw["campaigns"]  # the documented values are the defaults in effect
     assert policy_main([REPO_POLICY]) == 0
 
 

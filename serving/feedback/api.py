@@ -7,7 +7,7 @@
 | env | default | meaning |
 | --- | --- | --- |
 | FANZHA_FEEDBACK_DB | unset | SQLite file or postgresql:// URL; unset: no campaigns, `/feedback` answers 503 |
-| FANZHA_FEEDBACK_SYNC_S | 0.5 | how often each worker reads the store's new reports and undos |
+| FANZHA_FEEDBACK_SYNC_S | 0.25 | how often each worker reads the store's new reports and undos |
 | FANZHA_MAX_FEEDBACK_CHARS | 4096 | characters of a reported text (more: 422) |
 
 Answers: 200 with the feedback id and its campaign (`campaign_state`: label, weight, action);
@@ -88,7 +88,7 @@ class FeedbackRoutes:
         if not target:
             return cls(None)
         campaigns = Campaigns(open_store(target), rules, metrics,
-                              sync_every=float(os.environ.get("FANZHA_FEEDBACK_SYNC_S", "0.5")))
+                              sync_every=float(os.environ.get("FANZHA_FEEDBACK_SYNC_S", "0.25")))
         return cls(campaigns.start())
 
     def serve_labels(self, labels) -> None:

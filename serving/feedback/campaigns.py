@@ -232,7 +232,7 @@ class Campaigns:
     normalization, kept current by `sync` (a thread started with `start`)."""
 
     def __init__(self, store: FeedbackStore | None, rules: Callable[[], object], metrics=None,
-                 labels: tuple[str, ...] = (), sync_every: float = 0.5, clock: Callable[[], float] = time.time):
+                 labels: tuple[str, ...] = (), sync_every: float = 0.25, clock: Callable[[], float] = time.time):
         self.store, self.rules, self.metrics, self.clock = store, rules, metrics, clock
         self.labels = frozenset(labels) | {"normal", "spam", "fraud"}
         self.sync_every = sync_every

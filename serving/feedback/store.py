@@ -10,8 +10,9 @@ it saw (serving/feedback/campaigns.py), so every replica, on either database, se
 sequence of reports and undos.
 
 PostgreSQL hands out ids before commit, so a row can commit after a higher id was already read.
-`rows_after` therefore re-reads an overlap of `OVERLAP` ids below the last one seen; the caller
-skips the rows it already applied.
+`rows_after` therefore re-reads an overlap of `OVERLAP` ids below the last one seen there; the
+caller skips the rows it already applied. SQLite commits one writer at a time, in id order: no
+overlap.
 
 Every database error surfaces as `StoreError` (the service answers `/feedback` with 503 and
 keeps classifying); a PostgreSQL store connects (and creates its tables) on first use, so a
@@ -73,6 +74,7 @@ class FeedbackStore:
     placeholder = "?"
     where: str = ""
     schema: str = ""
+    overlap = 0  # SQLite has one writer at a time: ids commit in order, nothing to re-read
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -151,16 +153,18 @@ class FeedbackStore:
             return None
         return {**dict(zip(COLUMNS, rows[0])), "just_deleted": bool(done)}
 
-    def rows_after(self, last_id: int, since: float = 0.0, limit: int = 50_000, overlap: int = OVERLAP) -> list[dict]:
-        """At most `limit` rows with id > last_id - overlap created at or after `since`, oldest first."""
+    def rows_after(self, last_id: int, since: float = 0.0, limit: int = 50_000, overlap: int | None = None) -> list[dict]:
+        """At most `limit` rows with id > last_id - overlap (default: this database's `overlap`)
+        created at or after `since`, oldest first."""
+        overlap = self.overlap if overlap is None else overlap
         rows = self._execute(f"SELECT {', '.join(COLUMNS)} FROM feedback WHERE id > ? AND created_at >= ? "
                              "ORDER BY id LIMIT ?", (max(0, last_id - overlap), since, limit))
         return [dict(zip(COLUMNS, r)) for r in rows]
 
     def deletes_after(self, last_seq: int) -> list[tuple[int, int]]:
-        """(seq, feedback id) of undos after `last_seq - OVERLAP`, in order."""
+        """(seq, feedback id) of undos after `last_seq - overlap`, in order."""
         return [(int(s), int(f)) for s, f in self._execute(
-            "SELECT seq, feedback_id FROM feedback_deletes WHERE seq > ? ORDER BY seq", (max(0, last_seq - OVERLAP),))]
+            "SELECT seq, feedback_id FROM feedback_deletes WHERE seq > ? ORDER BY seq", (max(0, last_seq - self.overlap),))]
 
     def iter_rows(self, since: float = 0.0, include_deleted: bool = False, chunk: int = 10_000) -> Iterator[dict]:
         """Every row created at or after `since`, oldest first (for `fanzha feedback export`)."""
@@ -208,6 +212,7 @@ class SQLiteStore(FeedbackStore):
 
 class PostgresStore(FeedbackStore):
     placeholder = "%s"
+    overlap = OVERLAP
 
     def __init__(self, url: str):
         super().__init__()

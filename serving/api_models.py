@@ -9,6 +9,7 @@ document (`GET /docs.json`) describes. Limits are env vars, read once at import:
 | --- | --- | --- |
 | FANZHA_MAX_TEXTS | 256 | items per request (more: 400) |
 | FANZHA_MAX_SENDER_CHARS | 64 | characters of a sender id (more: 400) |
+| FANZHA_MAX_EXPLAIN_CHARS | 20000 | characters of a text sent to `POST /explain` (more: 400) |
 
 Texts have no character limit of their own: an over-long text keeps its head and tail
 (data/encoding.py); the request body limit (FANZHA_MAX_BODY_BYTES, serving/security.py) bounds
@@ -24,6 +25,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 
 MAX_TEXTS = int(os.environ.get("FANZHA_MAX_TEXTS", "256"))
 MAX_SENDER_CHARS = int(os.environ.get("FANZHA_MAX_SENDER_CHARS", "64"))
+MAX_EXPLAIN_CHARS = int(os.environ.get("FANZHA_MAX_EXPLAIN_CHARS", "20000"))
 
 
 def _number_to_str(value):
@@ -76,6 +78,16 @@ class Result(BaseModel):
                                         "threshold:none, allowlist:sender, blocklist:domain:<d>, blocklist:phone:<n>")
     error: str = Field("", description="empty unless this item could not be scored (e.g. an empty text)")
     scores: Optional[dict[str, float]] = Field(None, description="probability of every class")
+
+
+class Explanation(BaseModel):
+    """`POST /explain`: the /classify result of the text and one weight per character."""
+
+    result: Result = Field(..., description="exactly what /classify answers for this text")
+    weights: list[float] = Field(..., description="per character of the text: how much it pushed the fraud score "
+                                                  "(fraud score of the text minus that of the text without it)")
+    copies: int = Field(..., description="occluded copies scored (one ONNX Runtime call, at most 256)")
+    span: int = Field(..., description="characters removed per copy (1 up to 256 characters, more for longer texts)")
 
 
 def split_items(items: list) -> tuple[list, list[Optional[str]]]:

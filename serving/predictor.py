@@ -229,6 +229,11 @@ class Predictor:
     def probabilities(self, prepared: Sequence[str]) -> np.ndarray:
         return calibrated(self.logits(prepared), self.temperature, inplace=True)
 
+    def probabilities_one_call(self, prepared: Sequence[str]) -> np.ndarray:
+        """Calibrated probabilities of already-`prepare`d texts in ONE ONNX Runtime call, whatever
+        their number (serving/explain.py: an explanation is one batch)."""
+        return calibrated(self._run(prepared), self.temperature, inplace=True)
+
     def fraud_scores(self, probs: np.ndarray) -> np.ndarray:
         """The fraud category's score per row, exactly as `classify` computes it."""
         return (probs @ self._category_matrix)[:, CATEGORIES.index("fraud")]

@@ -43,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import bentoml
 from bentoml.exceptions import ServiceUnavailable
@@ -54,7 +54,8 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from serving import tuning
-from serving.api_models import MAX_SENDER_CHARS, MAX_TEXTS, Item, Result
+from serving.api_models import MAX_EXPLAIN_CHARS, MAX_SENDER_CHARS, MAX_TEXTS, Explanation, Item, Result
+from serving.explain import explain
 from serving.audit import DecisionLog
 from serving.batcher import Batcher, Overloaded, sms_length
 from serving.chat.conversation import MAX_TURNS, ChatResult, ConversationScorer, Turn
@@ -142,6 +143,7 @@ class Fanzha:
                                  self._swap_in, self._swapped)
         self.metrics.serving(tag)
         self.chat_in_flight = 0  # /chat calls being scored (changed on the event loop only)
+        self.explain_in_flight = 0  # /explain calls, likewise (admitted up to FANZHA_CHAT_MAX_CONCURRENCY)
         self.follower.start(MODEL_CHECK_S)
         self.ready = True
 
@@ -242,6 +244,24 @@ class Fanzha:
             self.follower.release(slot)
             self.chat_in_flight -= 1
     # --- end /chat ------------------------------------------------------------------------------
+
+    # --- /explain: one weight per character, by occlusion (serving/explain.py, issue 18) --------
+    @bentoml.api
+    async def explain(self, text: str = Field(..., min_length=1, max_length=MAX_EXPLAIN_CHARS,
+                                              description="the message to explain"),
+                      sender: Optional[str] = Field(None, max_length=MAX_SENDER_CHARS, description="its sender id")
+                      ) -> Annotated[Explanation, ContentType("application/json")]:
+        """`result` (exactly what /classify answers for the text) and `weights`: per character, how
+        much it pushed the fraud score (occlusion: one ONNX Runtime call on at most 256 copies)."""
+        if self.explain_in_flight >= CHAT_MAX_CONCURRENCY:
+            raise ServiceUnavailable(f"too many /explain requests in flight ({CHAT_MAX_CONCURRENCY}); retry")
+        self.explain_in_flight += 1
+        slot = self.follower.acquire()
+        try:
+            return await asyncio.to_thread(explain, slot.predictor, text, sender)
+        finally:
+            self.follower.release(slot)
+            self.explain_in_flight -= 1
 
     @info_app.get("/info")
     def info(self) -> dict:

@@ -58,7 +58,6 @@ _STATE = {"type": ["object", "null"], "description": "the campaign: id, label, w
 
 
 class FeedbackRoutes:
-    BODY = FeedbackIn
     POST_RESPONSES = {
         200: _json("stored; the campaign it joined or founded",
                    {"type": "object", "required": ["id", "campaign", "joined", "campaign_state"],

@@ -72,6 +72,12 @@ class Report:
     campaign: str
     text: str
 
+    @classmethod
+    def from_row(cls, row: dict) -> "Report":
+        """A store row (serving/feedback/store.py COLUMNS) as a report."""
+        return cls(int(row["id"]), float(row["created_at"]), row["label"], row["source"], row.get("sender"),
+                   row["campaign"], row["text"])
+
 
 @dataclass
 class Campaign:
@@ -289,8 +295,7 @@ class Campaigns:
         self._seen.add(fid)
         if row.get("deleted_at") is not None or utc_day(float(row["created_at"])) < self._cutoff():
             return None
-        report = Report(fid, float(row["created_at"]), row["label"], row["source"], row.get("sender"),
-                        row["campaign"], row["text"])
+        report = Report.from_row(row)
         self.reports[fid] = report
         self.days.setdefault(utc_day(report.created_at), set()).add(fid)
         campaign = self.campaigns.setdefault(report.campaign, Campaign(report.campaign))
@@ -387,10 +392,14 @@ class Campaigns:
 
     def _run(self) -> None:
         while not self._stop.wait(self.sync_every):
+            was_healthy = self.healthy
             try:
                 self.sync()
+                if not was_healthy:
+                    log.warning("feedback store answers again: campaign checks are current")
             except StoreError as e:
-                log.warning("feedback sync failed: %s", e)
+                if was_healthy:  # once per outage, not at every poll
+                    log.error("feedback sync failed, deciding on what is in memory until the store answers: %s", e)
             except Exception:  # noqa: BLE001 — the thread must survive a bad row
                 log.exception("feedback sync failed")
 

@@ -26,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 from serving.feedback.campaigns import Campaign, Report, category
-from serving.feedback.store import StoreError, open_store
+from serving.feedback.store import StoreError, is_url, open_store
 
 
 def _since(value: str | None) -> float:
@@ -50,8 +50,7 @@ def training_rows(rows, include_unconfirmed: bool = False, min_weight: float = 3
     campaigns: dict[str, Campaign] = {}
     reports = []
     for row in rows:
-        report = Report(int(row["id"]), float(row["created_at"]), row["label"], row["source"], row.get("sender"),
-                        row["campaign"], row["text"])
+        report = Report.from_row(row)
         campaigns.setdefault(report.campaign, Campaign(report.campaign)).reports[report.id] = report
         reports.append(report)
     out, skipped = [], Counter()
@@ -110,7 +109,7 @@ def main(argv=None) -> int:
     if ns.out.suffix != ".jsonl":
         print("fanzha feedback export: --out must be a .jsonl file (the corpus format)", file=sys.stderr)
         return 2
-    if not ns.db.startswith(("postgresql://", "postgres://")) and not Path(ns.db).is_file():
+    if not is_url(ns.db) and not Path(ns.db).is_file():
         print(f"fanzha feedback export: {ns.db}: no such database file", file=sys.stderr)
         return 2
     try:

@@ -32,8 +32,9 @@ _URL = re.compile(r"(?:https?://|www\.)" + _URL_CHARS + "+"
                   r"|[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+"
                   r"|(?<![a-z0-9-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]"
                   r"(?:/" + _URL_CHARS + "*)?(?![a-z0-9-])")
-# 7+ digits, allowing - / space / * masks between them: 400-812-3456, +86 138 1234 5678, 138****5678
-_PHONE = re.compile(r"\+?(?<![\d*])\d(?:[\d*]|[- ](?=[\d*])){6,}(?![\d*])")
+# 7+ digits, allowing - / space / * masks between them: 400-812-3456, +86 138 1234 5678, 138****5678,
+# and the audit log's masks of cards and ids (serving/audit.py: ***************0123, **************002X)
+_PHONE = re.compile(r"\+?(?<![\d*])(?=[\d*]*\d)[\d*](?:[\d*]|[- ](?=\d)){6,}(?![\d*])(?:(?<=\d)x(?![a-z0-9]))?")
 _ID = re.compile(r"(?<![a-z0-9])(?=[a-z0-9]*\d)(?=[a-z0-9]*[a-z])[a-z0-9]{4,}(?![a-z0-9])")
 _DIGITS = re.compile(r"\d+(?:[.,:*]\d+)*")
 _DROP = re.compile(r"[\W_]+")  # spaces, punctuation, symbols: not part of a campaign's wording

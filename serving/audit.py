@@ -148,6 +148,8 @@ class DecisionLog:
         self._audit = open(self.audit_path, "a", encoding="utf-8", buffering=1 << 16) if self.audit_path else None
         self._lock = threading.Lock()
         self._reported = 0.0
+        # the console's review log (serving/console/review.py ReviewLog), set by the service when on
+        self.review = None
 
     @classmethod
     def from_env(cls) -> "DecisionLog":
@@ -166,7 +168,7 @@ class DecisionLog:
 
     def write(self, results: list[dict], texts: list, senders: list) -> None:
         """Log one batch; never raises (a failure is counted and reported, see the module docstring)."""
-        if self.logger is None and self._audit is None:
+        if self.logger is None and self._audit is None and self.review is None:
             return
         try:
             self._write(results, texts, senders)
@@ -180,7 +182,7 @@ class DecisionLog:
 
     def _write(self, results: list[dict], texts: list, senders: list) -> None:
         now = round(time.time(), 3)
-        lines, audit = [], []
+        lines, audit, review = [], [], []
         for result, text, sender in zip(results, texts, senders):
             text = text if isinstance(text, str) else ""
             entry = {"ts": now, **{k: result.get(k) for k in _KEEP}, "chars": len(text),
@@ -189,6 +191,13 @@ class DecisionLog:
                 lines.append(json.dumps({"event": "decision", **entry}, ensure_ascii=False))
             if self._audit is not None:
                 audit.append(json.dumps({**entry, "sender": sender, "text": mask(text)}, ensure_ascii=False))
+            if self.review is not None and result.get("action") in ("flag", "block"):
+                review.append({"created_at": now, "action": result["action"], "category": result.get("category"),
+                               "label": result.get("label"), "reason": result.get("reason"),
+                               "score": result.get("score"), "fraud_score": result.get("fraud_score"),
+                               "sender": sender, "text": mask(text), "sha": entry["sha"]})
+        if review:
+            self.review.offer(review)
         if lines:
             self.logger.info("\n".join(lines))
         if audit:

@@ -15,7 +15,7 @@ millisecond buckets set in serving/service.py) and the adaptive batch sizes
 | `fanzha_batch_items` | | messages per batch as run |
 | `fanzha_text_chars` | | characters per message |
 | `fanzha_policy_reloads_total` | result | policy reloads (ok / invalid) |
-| `fanzha_log_errors_total` | log | decision / audit log writes that failed; the request was answered all the same (serving/audit.py) |
+| `fanzha_log_errors_total` | log | decision / audit / review log writes that failed; the request was answered all the same (serving/audit.py, serving/console/review.py) |
 | `fanzha_model_info` | tag | 1 for the model tag being served (0 for one swapped out); serving/lifecycle/live.py |
 | `fanzha_model_swaps_total` | result | hot swaps to a moved alias (ok / failed: the old model kept serving) |
 | `fanzha_shadow_scored_total` | | messages the shadow model scored |
@@ -52,8 +52,8 @@ class ServiceMetrics:
         self.text_chars = prom.Histogram("fanzha_text_chars", "characters per message", buckets=_CHAR_BUCKETS)
         self.reloads = prom.Counter("fanzha_policy_reloads_total", "policy reloads", ["result"])
         self.log_errors = prom.Counter("fanzha_log_errors_total",
-                                       "decision/audit log writes that failed (the request was answered)", ["log"])
-        for log in ("decision", "audit"):  # visible at 0 before the first failure
+                                       "decision/audit/review log writes that failed (the request was answered)", ["log"])
+        for log in ("decision", "audit", "review"):  # visible at 0 before the first failure
             self.log_errors.labels(log)
         # one value per worker process; the highest is shown (a worker mid-swap shows both tags)
         self.model_info = prom.Gauge("fanzha_model_info", "1 for the model tag being served", ["tag"],
@@ -98,10 +98,11 @@ class ServiceMetrics:
 _instance: ServiceMetrics | None = None
 
 
-def count_log_error(log: str) -> None:
-    """A decision ("decision") or audit ("audit") log write failed; counted where the service's metrics live."""
+def count_log_error(log: str, n: int = 1) -> None:
+    """A decision ("decision"), audit ("audit") or review ("review") log write failed (`n` lines);
+    counted where the service's metrics live."""
     if _instance is not None:
-        _instance.log_errors.labels(log).inc()
+        _instance.log_errors.labels(log).inc(n)
 
 
 def service_metrics() -> ServiceMetrics:

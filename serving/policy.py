@@ -35,6 +35,7 @@ reload, no restart), and every predictor that holds the same `PolicyFile` follow
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -399,6 +400,50 @@ class PolicyFile:
             self._stamp = self._stat()
             return policy
 
+    def add_to_blocklist(self, kind: str, value: str) -> tuple[Policy, bool]:
+        """Add a domain or phone number to the file's block-list, then reload: (the policy now in
+        force, whether the entry is new). The file is edited as text, so its comments and layout
+        stay; the edited text must parse to the old policy plus exactly this entry and pass every
+        model's check before it replaces the file (atomically, under a lock file shared by the
+        workers). PolicyError for a bad value or a file that cannot be edited safely."""
+        import fcntl
+
+        if kind not in ("domain", "phone"):
+            raise PolicyError("kind must be domain or phone")
+        value = value.strip()
+        if kind == "domain":
+            key = value.lower().rstrip(".")
+            if _DOMAIN.fullmatch(key) is None:
+                raise PolicyError(f"{value!r} is not a domain name (e.g. etc-renz.cn)")
+        else:
+            key = phone_key(value)
+            if not key.isdigit() or len(key) < 7 or len(key) > 20:
+                raise PolicyError(f"{value!r} is not a phone number of 7 to 20 digits")
+        field_name, attr = ("domains", "block_domains") if kind == "domain" else ("phones", "block_phones")
+        lock_path = self.path.with_name(f".{self.path.name}.lock")
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                text = self.path.read_text(encoding="utf-8")
+                old = Policy.from_dict(yaml.safe_load(text) or {}, f"policy {self.path}")
+                if key in getattr(old, attr):
+                    return self.reload(), False
+                edited = _insert_blocklist(text, field_name, key)
+                try:
+                    new = Policy.from_dict(yaml.safe_load(edited) or {}, f"policy {self.path}")
+                except yaml.YAMLError as e:
+                    raise PolicyError(f"policy {self.path}: the edit would not parse ({e}); add {key!r} by hand") from e
+                if new.to_dict() != dataclasses.replace(old, **{attr: getattr(old, attr) | {key}}).to_dict():
+                    raise PolicyError(f"policy {self.path}: cannot add {key!r} without changing other rules; add it by hand")
+                for check in self.checks:
+                    check(new)
+                tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+                tmp.write_text(edited, encoding="utf-8")
+                os.replace(tmp, self.path)
+                return self.reload(), True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def current(self) -> Policy:
         now = time.monotonic()
         if now >= self._next_check:
@@ -412,6 +457,49 @@ class PolicyFile:
                     self._stamp = stamp  # do not retry the same broken file on every request
                     log.error("policy %s changed on disk but is invalid, keeping the previous policy: %s", self.path, e)
         return self.policy
+
+
+def _insert_blocklist(text: str, field_name: str, value: str) -> str:
+    """`text` with `value` added to `blocklist.<field_name>`, keeping every other line: a flow
+    list (`domains: [a, b]  # comment`) gets the item appended inside the brackets, a block list
+    (`- a` lines) gets one more line, a missing key or section is added."""
+    item = json.dumps(value)
+    lines = text.splitlines(keepends=True)
+    top = next((i for i, line in enumerate(lines) if re.match(r"blocklist\s*:", line)), None)
+    if top is None:
+        sep = "" if not text or text.endswith("\n") else "\n"
+        return f"{text}{sep}blocklist:\n  {field_name}: [{item}]\n"
+    end = next((i for i in range(top + 1, len(lines)) if lines[i].strip() and not lines[i][0].isspace()
+                and not lines[i].lstrip().startswith("#")), len(lines))
+    rest = lines[top].split(":", 1)[1].strip()
+    if rest and not rest.startswith("#"):
+        raise PolicyError("blocklist is written on one line; edit it by hand")
+    for i in range(top + 1, end):
+        m = re.match(rf"(\s+){field_name}\s*:(.*)$", lines[i].rstrip("\n"))
+        if not m:
+            continue
+        indent, value_part = m.group(1), m.group(2)
+        flow = re.match(r"\s*\[(.*?)\](\s*(#.*)?)$", value_part)
+        if flow:
+            inside = flow.group(1).strip()
+            items = f"{inside}, {item}" if inside else item
+            lines[i] = f"{indent}{field_name}: [{items}]{flow.group(2)}\n"
+            return "".join(lines)
+        if value_part.strip() and not value_part.strip().startswith("#"):
+            raise PolicyError(f"blocklist.{field_name} is neither a [list] nor a list of '- ' lines; edit it by hand")
+        last, dash = i, None
+        for j in range(i + 1, end):
+            d = re.match(r"(\s*)- ", lines[j])
+            if d:
+                last, dash = j, d.group(1)
+            elif lines[j].strip() and not lines[j].lstrip().startswith("#"):
+                break
+        lines.insert(last + 1, f"{dash if dash is not None else indent + '  '}- {item}\n")
+        return "".join(lines)
+    indent = next((re.match(r"(\s+)", lines[i]).group(1) for i in range(top + 1, end)
+                   if lines[i].strip() and not lines[i].lstrip().startswith("#")), "  ")
+    lines.insert(top + 1, f"{indent}{field_name}: [{item}]\n")
+    return "".join(lines)
 
 
 def main(argv=None) -> int:

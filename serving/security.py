@@ -9,11 +9,15 @@ before BentoML reads or parses anything. Settings (env, read when the worker sta
 | env | default | meaning |
 | --- | --- | --- |
 | FANZHA_API_KEY | unset | when set, every request needs `Authorization: Bearer <key>` (401 otherwise) |
+| FANZHA_API_KEYS | unset | more keys, named: `alice:key1,bob:key2` (the name is logged with each console action; serving/console/auth.py) |
 | FANZHA_AUTH_HEALTH | 0 | 1: /healthz, /livez, /readyz need the key too |
 | FANZHA_AUTH_METRICS | 1 | 0: /metrics is open (for a scraper without credentials) |
 | FANZHA_MAX_BODY_BYTES | 1048576 | larger request bodies get 413, unread |
 
 `/admin/*` always needs the key; without FANZHA_API_KEY it answers 403 (admin disabled).
+The analyst console (`/ui`, serving/console) also takes its session cookie instead of the header:
+`/ui/login` and `/ui/static/` are open, a console page without a session redirects (303) to
+`/ui/login`, and a console API call without one gets 401.
 A POST body must be JSON (`Content-Type: application/json` or none): anything else gets 415,
 which also keeps BentoML's multipart/form decoders and its pickle format away from the API.
 
@@ -28,11 +32,12 @@ BentoML logs for rejected requests; the response never contained it.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import os
 from dataclasses import dataclass
+
+from serving.console.auth import Sessions, cookie_from, named_keys
 
 PROBES = ("/healthz", "/livez", "/readyz")
 _ON = ("1", "true", "yes", "on")
@@ -44,18 +49,33 @@ class GateSettings:
     auth_health: bool = False
     auth_metrics: bool = True
     max_body_bytes: int = 1 << 20
+    named_keys: tuple[tuple[str, str], ...] = ()  # (name, key) from FANZHA_API_KEYS
 
     @classmethod
     def from_env(cls) -> "GateSettings":
-        return cls(api_key=os.environ.get("FANZHA_API_KEY") or None,
+        keys = named_keys()
+        single = os.environ.get("FANZHA_API_KEY") or None
+        return cls(api_key=single,
                    auth_health=os.environ.get("FANZHA_AUTH_HEALTH", "0").lower() in _ON,
                    auth_metrics=os.environ.get("FANZHA_AUTH_METRICS", "1").lower() in _ON,
-                   max_body_bytes=int(os.environ.get("FANZHA_MAX_BODY_BYTES", str(1 << 20))))
+                   max_body_bytes=int(os.environ.get("FANZHA_MAX_BODY_BYTES", str(1 << 20))),
+                   named_keys=tuple((name, key) for key, name in keys.items() if key != single))
+
+    @property
+    def keys(self) -> dict[str, str]:
+        """{key: name} of every key that opens the service."""
+        out = {self.api_key: "default"} if self.api_key else {}
+        out.update({key: name for name, key in self.named_keys})
+        return out
+
+    @property
+    def auth(self) -> bool:
+        return bool(self.api_key or self.named_keys)
 
     def needs_key(self, path: str) -> bool:
         if path.startswith("/admin/"):
             return True
-        if self.api_key is None:
+        if not self.auth:
             return False
         if path in PROBES:
             return self.auth_health
@@ -102,7 +122,7 @@ class Gatekeeper:
     def __init__(self, app, settings: GateSettings | None = None) -> None:
         self.app = app
         self.settings = settings or GateSettings.from_env()
-        self._expected = f"Bearer {self.settings.api_key}".encode() if self.settings.api_key else None
+        self.sessions = Sessions(self.settings.keys)
         # (corrected document, path -> declared methods); None: not built yet; False: BentoML had none
         self._docs: tuple[bytes, dict] | None | bool = None
         self._docs_lock = asyncio.Lock()
@@ -128,10 +148,21 @@ class Gatekeeper:
             return await self.app(scope, receive, send)
         path, s = scope["path"], self.settings
         headers = dict(scope["headers"])  # keys are lower-case bytes
-        if s.needs_key(path):
-            if self._expected is None:
+        caller = self._caller(headers)  # the key's name, or None
+        if caller is not None:
+            scope["fanzha.caller"] = caller
+        if path == "/ui" or path.startswith("/ui/"):
+            if path != "/ui/login" and not path.startswith("/ui/static/"):
+                session = self.sessions.verify(cookie_from(headers))
+                scope["fanzha.session"] = session
+                if s.auth and caller is None and session is None:
+                    if not path.startswith("/ui/api/") and scope["method"] in ("GET", "HEAD"):
+                        return await _send(send, 303, b"", b"text/plain", headers=((b"location", b"/ui/login"),))
+                    return await _reply(send, 401, "log in at /ui/login, or send 'Authorization: Bearer <key>'")
+        elif s.needs_key(path):
+            if not s.auth:
                 return await _reply(send, 403, "admin endpoints are disabled: start the service with FANZHA_API_KEY set")
-            if not hmac.compare_digest(headers.get(b"authorization", b""), self._expected):
+            if caller is None:
                 return await _reply(send, 401, "missing or invalid API key (send 'Authorization: Bearer <key>')",
                                     ((b"www-authenticate", b"Bearer"),))
         docs = await self._documented(scope)
@@ -178,6 +209,13 @@ class Gatekeeper:
             return {"type": "http.request", "body": body, "more_body": False}
 
         return await self.app(scope, replay, send)
+
+
+    def _caller(self, headers: dict) -> str | None:
+        value = headers.get(b"authorization", b"")
+        if not value.startswith(b"Bearer ") or not self.settings.auth:
+            return None
+        return self.sessions.key_name(value[7:].decode("latin-1"))
 
 
 class _RedactValidationErrors(logging.Filter):

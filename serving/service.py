@@ -8,7 +8,8 @@
 Endpoints: `POST /classify` {"texts": [text | {"text": ..., "sender": ...}, ...]} (adaptive
 batching), `GET /info`, `POST /admin/reload-policy` and `POST /admin/reload-model` (API key), BentoML's `/healthz`, `/livez`,
 `/readyz` (ready only after the artifact passed its integrity check, the model loaded and a
-warm-up inference ran), `/metrics` (Prometheus, serving/metrics.py) and `/docs.json` (OpenAPI).
+warm-up inference ran), `/metrics` (Prometheus, serving/metrics.py), `/docs.json` (OpenAPI),
+`/feedback` (serving/feedback), `POST /explain` and the analyst console `/ui` (serving/console).
 
 Batching — measured, then chosen: `/classify` is a plain async API that validates the request
 (pydantic item models and `Field(min_length, max_length)`: 400 with the item's position) and
@@ -63,6 +64,9 @@ from serving.integrity import verify_artifact
 from serving.metrics import LATENCY_BUCKETS, service_metrics
 from serving.policy import PolicyError, PolicyFile
 from serving.predictor import ArtifactError, Predictor
+from serving.console.app import Console, router as console_router
+from serving.console.auth import Sessions
+from serving.console.review import ReviewLog, ReviewQueue
 from serving.feedback.api import FeedbackIn, FeedbackRoutes, validation_error
 from serving.lifecycle.live import Follower, Shadow, Slot, locate, peak_rss_mb
 from serving.lifecycle.registry import pinned
@@ -83,6 +87,7 @@ WARM_UP = ["预热：您的验证码是123456。", "warm-up"]
 
 info_app = FastAPI(title="fanzha info", docs_url=None, redoc_url=None, openapi_url=None)
 info_app.add_exception_handler(RequestValidationError, validation_error)  # 422 {"error", "detail"}, no input echoed
+info_app.include_router(console_router)  # the analyst console, /ui (serving/console)
 redact_validation_logs()
 
 
@@ -138,10 +143,15 @@ class Fanzha:
         self.feedback = FeedbackRoutes.from_env(lambda: self.policy_file.current().campaigns, self.metrics)
         if self.chat_predictor is not None:
             self.chat_predictor.use_campaigns(self.feedback.campaigns)
+        # the console's review log (opt-in FANZHA_REVIEW_LOG): /classify's flags and blocks, beside the feedback
+        self.review = ReviewLog.from_env(self.feedback.campaigns.store if self.feedback.campaigns else None)
+        self.log.review = self.review
         self.shadow = self._shadow() if SHADOW else None
         self.follower = Follower(MODEL_TAG if FOLLOWS_ALIAS else None, self._slot(tag, folder),
                                  self._swap_in, self._swapped)
         self.metrics.serving(tag)
+        info_app.state.console = Console(Sessions(GateSettings.from_env().keys), self.follower, self.feedback,
+                                         self.policy_file, ReviewQueue.from_env(self.feedback.campaigns, self.review))
         self.chat_in_flight = 0  # /chat calls being scored (changed on the event loop only)
         self.explain_in_flight = 0  # /explain calls, likewise (admitted up to FANZHA_CHAT_MAX_CONCURRENCY)
         self.follower.start(MODEL_CHECK_S)
@@ -205,6 +215,8 @@ class Fanzha:
         self.follower.slot.close()
         if self.shadow is not None:
             self.shadow.close()
+        if self.review is not None:
+            self.review.close()
         self.feedback.close()
         self.log.close()
 
@@ -276,7 +288,7 @@ class Fanzha:
                 "policy": {**self.policy_file.policy.summary(), "source": str(self.policy_file.path),
                            "loaded_at": self.policy_file.loaded_at},
                 "limits": {"max_texts": MAX_TEXTS, "max_sender_chars": MAX_SENDER_CHARS,
-                           "max_body_bytes": gate.max_body_bytes, "auth": gate.api_key is not None},
+                           "max_body_bytes": gate.max_body_bytes, "auth": gate.auth},
                 "batching": {"max_batch_size": tuning.MAX_BATCH_SIZE, "max_batch_tokens": tuning.MAX_BATCH_TOKENS,
                              "max_queue": MAX_QUEUE, "workers": tuning.WORKERS},
                 "model_tag": slot.tag, "folder": str(slot.folder), "loaded_at": slot.loaded_at,

@@ -90,15 +90,25 @@ class Campaign:
 
     def state(self, appeal_weight: float) -> tuple[str | None, str | None, float]:
         """(analyst label or None, the campaign's label, weight), cached until a report changes."""
-        cached = self._state
+        return self._cached(appeal_weight)[0]
+
+    def retired(self, appeal_weight: float = 1.0) -> bool:
+        """Retired by the console (until an analyst labels it again)."""
+        return self._cached(appeal_weight)[1]
+
+    def _cached(self, appeal_weight: float) -> tuple[tuple, bool]:
+        cached = self._state  # one read: another thread may reset it meanwhile
         if cached is not None and cached[0] == appeal_weight:
-            return cached[1]
-        analyst = None
+            return cached[1], cached[2]
+        analyst = retired = None
         senders, labels, appeals = set(), Counter(), 0
         for r in list(self.reports.values()):  # ids increase with time: the last analyst row wins
             if r.source == "analyst":
                 if analyst is None or r.id > analyst.id:
                     analyst = r
+            elif r.source == "retire":
+                if retired is None or r.id > retired.id:
+                    retired = r
             elif r.source == "user_report":
                 senders.add(r.sender or "")
                 labels[r.label] += 1
@@ -106,12 +116,16 @@ class Campaign:
                 appeals += 1
         label = analyst.label if analyst is not None else (labels.most_common(1)[0][0] if labels else "normal")
         value = (analyst.label if analyst is not None else None, label, len(senders) - appeal_weight * appeals)
-        self._state = (appeal_weight, value)
-        return value
+        is_retired = retired is not None and (analyst is None or retired.id > analyst.id)
+        self._state = (appeal_weight, value, is_retired)
+        return value, is_retired
 
     def decision(self, rules) -> str | None:
-        """The action this campaign takes on its variants under `rules`, or None (undecided or exempt)."""
-        analyst, label, weight = self.state(rules.appeal_weight)
+        """The action this campaign takes on its variants under `rules`, or None (undecided,
+        exempt or retired)."""
+        (analyst, label, weight), retired = self._cached(rules.appeal_weight)
+        if retired:
+            return None
         if analyst is not None:
             return None if category(analyst) == "normal" else rules.actions.get(category(analyst))
         if category(label) == "normal" or weight < rules.min_weight:
@@ -127,6 +141,7 @@ class Campaign:
         return {"id": self.id, "label": label, "weight": weight, "min_weight": rules.min_weight,
                 "confirmed_by_analyst": analyst is not None and category(analyst) != "normal",
                 "exempt": analyst is not None and category(analyst) == "normal",
+                "retired": self.retired(rules.appeal_weight),
                 "action": decision, "reports": dict(by_source), "size": len(self.reports),
                 "first_seen": min(times) if times else None, "last_seen": max(times) if times else None}
 
@@ -458,6 +473,34 @@ class Campaigns:
         campaign = self.campaigns.get(row["campaign"])
         return {"id": fid, "deleted": bool(row.get("just_deleted")), "campaign": row["campaign"],
                 "campaign_state": campaign.summary(self.rules()) if campaign else None}
+
+    def retire(self, campaign_id: str, by: str) -> dict | None:
+        """Stop a campaign deciding (the scam is over, or it was founded by mistake) without
+        calling it legitimate: a `retire` row, which `fanzha feedback export` leaves out. A later
+        analyst label revives it. None for an unknown campaign; StoreError when the store is down."""
+        if self.store is None:
+            raise StoreError("no feedback database configured (set FANZHA_FEEDBACK_DB)")
+        with self._lock:
+            campaign = self.campaigns.get(campaign_id)
+            newest = max(campaign.reports.values(), key=lambda r: r.id) if campaign and campaign.reports else None
+        if newest is None:
+            return None
+        label = campaign.state(self.rules().appeal_weight)[1] or newest.label
+        row = self.store.add(newest.text, label, "retire", None, None, f"retired by {by}", campaign=campaign_id)
+        with self._lock:
+            self._apply(row)
+        self._gauge()
+        return campaign.summary(self.rules())
+
+    def examples(self, campaign_ids) -> dict[str, str]:
+        """The newest report's text of each campaign (callers mask it before showing it)."""
+        out = {}
+        with self._lock:
+            for cid in campaign_ids:
+                campaign = self.campaigns.get(cid)
+                if campaign is not None and campaign.reports:
+                    out[cid] = max(campaign.reports.values(), key=lambda r: r.id).text
+        return out
 
     def queue(self) -> list[dict]:
         """Appeals no analyst has answered since (newest first): the review queue."""

@@ -66,6 +66,9 @@ def training_rows(rows, include_unconfirmed: bool = False, min_weight: float = 3
             else:
                 skipped["user_report not confirmed by an analyst"] += 1
                 continue
+        elif r.source == "retire":  # a console action on the campaign, not a message label
+            skipped["retire rows (console actions)"] += 1
+            continue
         else:  # appeal
             if analyst is not None and category(analyst) == "normal":
                 chosen = "normal"

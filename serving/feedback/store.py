@@ -48,8 +48,34 @@ CREATE TABLE IF NOT EXISTS feedback_deletes (
     seq {serial},
     feedback_id BIGINT NOT NULL,
     deleted_at DOUBLE PRECISION NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS review_log (
+    id {serial},
+    created_at DOUBLE PRECISION NOT NULL,
+    action TEXT NOT NULL,
+    category TEXT,
+    label TEXT,
+    reason TEXT,
+    score DOUBLE PRECISION,
+    fraud_score DOUBLE PRECISION,
+    sender TEXT,
+    text TEXT NOT NULL,
+    sha TEXT
+);
+CREATE INDEX IF NOT EXISTS review_log_created_at ON review_log (created_at);
+CREATE TABLE IF NOT EXISTS console_actions (
+    id {serial},
+    at DOUBLE PRECISION NOT NULL,
+    key_name TEXT NOT NULL,
+    action TEXT NOT NULL,
+    item TEXT,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS console_actions_item ON console_actions (item)
 """
+REVIEW_COLUMNS = ("id", "created_at", "action", "category", "label", "reason", "score", "fraud_score", "sender",
+                  "text", "sha")
+ACTION_COLUMNS = ("id", "at", "key_name", "action", "item", "detail")
 
 
 class StoreError(RuntimeError):
@@ -186,6 +212,53 @@ class FeedbackStore:
 
     def ping(self) -> None:
         self._execute("SELECT 1")
+
+    # -- the console's review log and action log (serving/console) -----------------------
+    def add_reviews(self, rows: list[dict]) -> None:
+        """Append flagged / blocked decisions (text already masked) to the review log, in one transaction."""
+        sql = (f"INSERT INTO review_log ({', '.join(REVIEW_COLUMNS[1:])}) "
+               f"VALUES ({', '.join('?' * (len(REVIEW_COLUMNS) - 1))})")
+        if rows:
+            self._transaction([(sql, tuple(r.get(c) for c in REVIEW_COLUMNS[1:])) for r in rows])
+
+    def reviews(self, actions: tuple[str, ...] = (), category: str | None = None, reason: str | None = None,
+                since: float = 0.0, before_id: int | None = None, ids: tuple[int, ...] = (),
+                limit: int = 200) -> list[dict]:
+        """Review-log rows, newest first, filtered (reason: a prefix such as `threshold` or `campaign:`)."""
+        where, params = ["created_at >= ?"], [since]
+        if actions:
+            where.append(f"action IN ({', '.join('?' * len(actions))})")
+            params += list(actions)
+        if category:
+            where.append("category = ?")
+            params.append(category)
+        if reason:  # a prefix, compared as text (no LIKE wildcards to escape)
+            where.append("substr(reason, 1, CAST(? AS INTEGER)) = ?")
+            params += [len(reason), reason]
+        if before_id:
+            where.append("id < ?")
+            params.append(before_id)
+        if ids:
+            where.append(f"id IN ({', '.join('?' * len(ids))})")
+            params += list(ids)
+        rows = self._execute(f"SELECT {', '.join(REVIEW_COLUMNS)} FROM review_log WHERE {' AND '.join(where)} "
+                             "ORDER BY id DESC LIMIT ?", (*params, limit))
+        return [dict(zip(REVIEW_COLUMNS, r)) for r in rows]
+
+    def add_action(self, key_name: str, action: str, item: str | None, detail: str | None) -> int:
+        """Record one analyst action (who, when, what, on which item)."""
+        return int(self._execute("INSERT INTO console_actions (at, key_name, action, item, detail) "
+                                 "VALUES (?, ?, ?, ?, ?) RETURNING id", (time.time(), key_name, action, item, detail))[0][0])
+
+    def actions(self, items: tuple[str, ...] = (), limit: int = 500) -> list[dict]:
+        """Actions, newest first; with `items`, only those on these items."""
+        if items:
+            rows = self._execute(f"SELECT {', '.join(ACTION_COLUMNS)} FROM console_actions WHERE item IN "
+                                 f"({', '.join('?' * len(items))}) ORDER BY id DESC LIMIT ?", (*items, limit))
+        else:
+            rows = self._execute(f"SELECT {', '.join(ACTION_COLUMNS)} FROM console_actions ORDER BY id DESC LIMIT ?",
+                                 (limit,))
+        return [dict(zip(ACTION_COLUMNS, r)) for r in rows]
 
 
 class SQLiteStore(FeedbackStore):

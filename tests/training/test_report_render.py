@@ -1,6 +1,4 @@
 """The HTML evaluation report renders in a real headless browser (Debian's chromium)."""
-import os
-import shutil
 import subprocess
 
 import numpy as np
@@ -13,16 +11,7 @@ from training.scorecard import scorecard
 pytestmark = pytest.mark.slow
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("chromium is required in CI (.ci/run installs Debian's chromium)")
-        pytest.skip("chromium not installed (apt-get install chromium)")
-    return path
-
-
-def test_report_renders_in_headless_chromium(tmp_path):
+def test_report_renders_in_headless_chromium(tmp_path, chromium_path):
     tax = load_taxonomy()
     rng = np.random.default_rng(0)
     labels = list(tax.classes) * 20 + ["not_fraud"] * 10
@@ -42,7 +31,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
     page.write_text(report.render("test report", {"model": card}, plots, {}), encoding="utf-8")
     shot = tmp_path / "shot.png"
     result = subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        [chromium_path, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,3000", f"--screenshot={shot}",
          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)

@@ -1,6 +1,6 @@
 """Evaluate a trained model artifact: metrics JSON and a self-contained HTML report.
 
-    fanzha evaluate artifacts/sms/model artifacts/data/all [--out DIR] [--obfuscate] [--probes] [--no-baseline]
+    fanzha evaluate artifacts/sms/model artifacts/data/all [--out DIR] [--obfuscate] [--probes [FILE ...]] [--no-baseline]
     fanzha evaluate artifacts/demo/model some_labelled_file.jsonl
 
 DATA is a corpus folder (train/validation/test.jsonl) or one labelled file (JSONL / CSV / TSV /
@@ -11,9 +11,13 @@ legitimate messages) are fitted on validation and saved to MODEL/calibration.jso
 training/fingerprint.py) before certifying each exported variant on its own scores; the test split is reported, next to a char
 1–3-gram TF-IDF + logistic-regression baseline trained on the same train split. `--obfuscate`
 adds recall on disguised copies of the held-out fraud messages, per disguise kind. `--probes`
-adds the generalization check: hand-written messages no training source contains
-(data/probes/ood_sms.jsonl: short fraud SMS, Traditional-Chinese scams of TW/HK/MO, legitimate
-notices in both scripts, ads), scored by the model and the baseline, per group.
+adds the generalization check: hand-written messages no training source contains, scored by the
+model and the baseline. With no FILE it scores two sets, reported separately: `template-adjacent`
+(data/probes/ood_sms.jsonl, written by the authors of the synthetic templates, so it overstates
+generalization) and `independent` (data/probes/independent/probes.jsonl, written blind to the
+templates: cn/tw/hk/mo, see its README); `--probes FILE [FILE ...]` scores those files instead
+(named after their stems). Each set is reported for all its rows, per region, per label and per
+`source` group: category recall, blocked recall, false blocks of `normal` rows, fraud-type macro-F1.
 
 Every figure uses the served label rule (the best class inside the most probable category, as
 serving/predictor.py answers) over the model's own label list (config.json id2label); the
@@ -65,9 +69,9 @@ def evaluate_rows(model, tokenizer, rows: list[dict], taxonomy, max_length: int,
     return classification_metrics(softmax(logits), [r["label"] for r in rows], taxonomy)
 
 
-def load_rows(path: Path, max_rows: int = 0, seed: int = 0) -> list[dict]:
+def load_rows(path: Path, max_rows: int = 0, seed: int = 0, extra: tuple[str, ...] = ()) -> list[dict]:
     frame = read_table(path, required=("text", "label"))
-    keep = [c for c in ("text", "label", "source") if c in frame.columns]
+    keep = [c for c in ("text", "label", "source", *extra) if c in frame.columns]
     rows = frame[keep].to_dict("records")
     if max_rows and len(rows) > max_rows:
         rng = np.random.default_rng(seed)
@@ -104,35 +108,110 @@ def robustness(logit_fn, rows: list[dict], taxonomy, threshold: float, max_rows:
 
 
 PROBES = Path(__file__).resolve().parent.parent / "data" / "probes" / "ood_sms.jsonl"
+INDEPENDENT_PROBES = PROBES.parent / "independent" / "probes.jsonl"
+# what `--probes` with no FILE scores, each set reported on its own
+PROBE_SETS = {"template-adjacent": PROBES, "independent": INDEPENDENT_PROBES}
+PROBE_NOTES = {
+    "template-adjacent": "written by the authors of the synthetic training templates: overstates generalization",
+    "independent": "written blind to the synthetic templates, cn/tw/hk/mo (data/probes/independent/README.md)",
+}
+PROBE_FIELDS = ("region", "kind", "channel", "length")  # kept from probe files when present
+
+
+def probe_sets(paths: list[Path] | None) -> dict[str, Path]:
+    """The probe sets `--probes` asks for, by name: None (no --probes): none; [] (bare --probes): both
+    default sets; explicit files: named like the default set they are, else after their stem."""
+    if paths is None:
+        return {}
+    if not paths:
+        return dict(PROBE_SETS)
+    named: dict[str, Path] = {}
+    for path in paths:
+        name = next((n for n, p in PROBE_SETS.items() if p.resolve() == path.resolve()), path.stem)
+        base, k = name, 2
+        while name in named:
+            name, k = f"{base}-{k}", k + 1
+        named[name] = path
+    return named
 
 
 def probe_card(probs: np.ndarray, rows: list[dict], taxonomy, threshold: float) -> dict:
-    """Generalization figures on unseen messages, per probe group (`source`) and for all:
-    fraud-type macro-F1 over the fraud rows, category accuracy, fraud recall (fraud category most
-    probable), blocked fraud and false blocks of legitimate messages at the block threshold."""
+    """Generalization figures on one probe set of unseen messages: for all rows (`all`), per region
+    (`per_region`, the rows' `region`), per label (`per_label`) and per `source` group (`per_group`,
+    when the rows have one). Each entry: rows, category accuracy, fraud (category) recall: fraud rows
+    whose most probable category is fraud; blocked recall: fraud rows whose fraud score reaches the
+    block threshold (the served block decision, the rule scorecard uses); false blocks of `normal` rows
+    (and `false_block_rate` over all non-fraud rows); fraud-type macro-F1 over the fraud rows under
+    the served label rule (per label: that type's F1 within the set's fraud rows, and its recall)."""
     from sklearn.metrics import f1_score
 
     cats = category_scores(probs, taxonomy)
     predicted = [taxonomy.id2label[i] for i in predict(probs, taxonomy)]  # the served rule
     category = np.array([max(("normal", "spam", "fraud"), key=lambda c: cats[c][i]) for i in range(len(rows))])
-    out = {}
-    groups = {"all": list(range(len(rows)))}
-    for i, r in enumerate(rows):
-        groups.setdefault(r.get("source", "?"), []).append(i)
-    for name, idx in groups.items():
-        truth = [rows[i]["label"] for i in idx]
-        fraud = [k for k, t in zip(idx, truth) if t.startswith("fraud")]
-        legit = [k for k, t in zip(idx, truth) if not t.startswith("fraud")]
-        entry = {"rows": len(idx), "category_accuracy": float(np.mean([category[i] == rows[i]["label"].split(".")[0] for i in idx]))}
+    blocked = cats["fraud"] >= threshold
+    truth = [r["label"] for r in rows]
+    all_fraud = [i for i, t in enumerate(truth) if t.startswith("fraud")]
+
+    def entry(idx: list[int], per_type: str | None = None) -> dict:
+        fraud = [i for i in idx if truth[i].startswith("fraud")]
+        legit = [i for i in idx if not truth[i].startswith("fraud")]
+        normal = [i for i in idx if truth[i] == "normal"]
+        out = {"rows": len(idx), "category_accuracy": float(np.mean([category[i] == truth[i].split(".")[0] for i in idx]))}
         if fraud:
-            types = sorted({rows[i]["label"] for i in fraud})
-            entry["fraud_type_macro_f1"] = float(f1_score([rows[i]["label"] for i in fraud], [predicted[i] for i in fraud],
-                                                          labels=types, average="macro", zero_division=0))
-            entry["fraud_recall"] = float(np.mean(category[fraud] == "fraud"))
-            entry["fraud_block_recall"] = float(np.mean(cats["fraud"][fraud] >= threshold))
+            out["fraud_rows"] = len(fraud)
+            if per_type:
+                out["fraud_type_f1"] = float(f1_score([truth[i] for i in all_fraud], [predicted[i] for i in all_fraud],
+                                                      labels=[per_type], average="macro", zero_division=0))
+                out["fraud_type_recall"] = float(np.mean([predicted[i] == per_type for i in fraud]))
+            else:
+                types = sorted({truth[i] for i in fraud})
+                out["fraud_type_macro_f1"] = float(f1_score([truth[i] for i in fraud], [predicted[i] for i in fraud],
+                                                            labels=types, average="macro", zero_division=0))
+            out["fraud_recall"] = float(np.mean(category[fraud] == "fraud"))
+            out["fraud_block_recall"] = float(np.mean(blocked[fraud]))
         if legit:
-            entry["false_block_rate"] = float(np.mean(cats["fraud"][legit] >= threshold))
-        out[name] = entry
+            out["false_block_rate"] = float(np.mean(blocked[legit]))
+        if normal:
+            out["normal_rows"] = len(normal)
+            out["normal_false_blocks"] = int(blocked[normal].sum())
+            out["normal_false_block_rate"] = float(np.mean(blocked[normal]))
+        return out
+
+    def by(key) -> dict[str, list[int]]:
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(rows):
+            groups.setdefault(str(r.get(key) or "unspecified"), []).append(i)
+        return dict(sorted(groups.items()))
+
+    card = {"rows": len(rows), "block_threshold": float(threshold), "all": entry(list(range(len(rows)))),
+            "per_region": {g: entry(idx) for g, idx in by("region").items()},
+            "per_label": {g: entry(idx, per_type=g if g.startswith("fraud") else None) for g, idx in by("label").items()}}
+    if any(r.get("source") for r in rows):
+        card["per_group"] = {g: entry(idx) for g, idx in by("source").items()}
+    return card
+
+
+PROBE_COLUMNS = [("rows", "rows"), ("fraud_recall", "category recall (fraud as fraud)"),
+                 ("fraud_block_recall", "blocked recall"), ("normal_rows", "normal rows"),
+                 ("normal_false_blocks", "false blocks of normal"), ("normal_false_block_rate", "normal false-block rate"),
+                 ("fraud_type_macro_f1", "fraud-type macro-F1 (per-type rows: that type's F1)"),
+                 ("category_accuracy", "category accuracy")]
+
+
+def probe_table_rows(reports: dict, name: str) -> list[list]:
+    """The HTML rows of one probe set: all, per region, per label, per group; each for every model."""
+    models = [m for m in reports if name in reports[m].get("probes", {})]
+    out = []
+    for section, title in (("all", "all"), ("per_region", "region"), ("per_label", "label"), ("per_group", "group")):
+        keys = sorted({k for m in models for k in (reports[m]["probes"][name].get(section, {}) if section != "all" else {"all": 0})})
+        for key in keys:
+            for m in models:
+                card = reports[m]["probes"][name]
+                e = card["all"] if section == "all" else card.get(section, {}).get(key, {})
+                row = [title, key, m]
+                for k, _ in PROBE_COLUMNS:
+                    row.append(e.get("fraud_type_f1") if k == "fraud_type_macro_f1" and "fraud_type_f1" in e else e.get(k))
+                out.append(row)
     return out
 
 
@@ -156,8 +235,10 @@ def main(argv=None) -> int:
     parser.add_argument("--obfuscate", action="store_true", help="also measure recall on disguised fraud")
     parser.add_argument("--ablate-normalization", action="store_true",
                         help="with --obfuscate: also measure recall with the generic clean-up only (data.normalize.basic)")
-    parser.add_argument("--probes", type=Path, nargs="?", const=PROBES, default=None,
-                        help=f"also score hand-written unseen messages (default {PROBES.relative_to(PROBES.parents[2])})")
+    parser.add_argument("--probes", type=Path, nargs="*", default=None, metavar="FILE",
+                        help="also score hand-written unseen messages; with no FILE the two sets "
+                             + " and ".join(f"{n} ({p.relative_to(PROBES.parents[2])})" for n, p in PROBE_SETS.items())
+                             + ", reported separately")
     args = parser.parse_args(argv)
 
     cfg = yaml.safe_load((args.model / "train_config.yaml").read_text(encoding="utf-8"))
@@ -180,7 +261,9 @@ def main(argv=None) -> int:
                 print(f"[fanzha] warning: ignoring {e}", file=sys.stderr, flush=True)
             calibration = {}
 
-    probes = load_rows(args.probes) if args.probes else []
+    sets = {name: load_rows(path, extra=PROBE_FIELDS) for name, path in probe_sets(args.probes).items()}
+    set_files = probe_sets(args.probes)
+    probes = [r for rows in sets.values() for r in rows]  # all sets, in order; split back per set below
     b_probes = None
     test_logits = logit_fn([r["text"] for r in test], progress=True)
     if val:
@@ -243,12 +326,21 @@ def main(argv=None) -> int:
             basic_fn = lambda texts: predict_logits(model, tokenizer, texts, cfg["max_length"], normalizer=basic)  # noqa: E731
             reports["model"]["robustness_basic_normalization"] = robustness(basic_fn, test, taxonomy, threshold)
     if probes:
-        reports["model"]["probes"] = probe_card(softmax(logit_fn([r["text"] for r in probes]) / temperature), probes,
-                                                taxonomy, threshold)
+        m_probes = softmax(logit_fn([r["text"] for r in probes]) / temperature)
+        reports["model"]["probes"], start = {}, 0
         if b_probes is not None:
-            reports["baseline"]["probes"] = probe_card(b_probes, probes, taxonomy, reports["baseline"]["block_threshold"])
+            reports["baseline"]["probes"] = {}
+        for name, rows in sets.items():
+            span = slice(start, start + len(rows))
+            start += len(rows)
+            about = {"file": str(set_files[name]), "note": PROBE_NOTES.get(name, "explicit --probes file")}
+            reports["model"]["probes"][name] = {**about, **probe_card(m_probes[span], rows, taxonomy, threshold)}
+            if b_probes is not None:
+                reports["baseline"]["probes"][name] = {**about, **probe_card(b_probes[span], rows, taxonomy,
+                                                                             reports["baseline"]["block_threshold"])}
         if args.obfuscate:  # short unseen fraud SMS are where a disguise can flip a decision
-            reports["model"]["robustness_probes"] = robustness(logit_fn, probes, taxonomy, threshold)
+            reports["model"]["robustness_probes"] = {name: robustness(logit_fn, rows, taxonomy, threshold)
+                                                     for name, rows in sets.items()}
 
     out = args.out or args.model / "eval"
     json_path = out if out.suffix == ".json" else out / "report.json"
@@ -285,18 +377,21 @@ def main(argv=None) -> int:
              for k, v in rob["kinds"].items()])
     if probes:
         names = [n for n in reports if reports[n].get("probes")]
-        groups = sorted({g for n in names for g in reports[n]["probes"]})
-        extra[f"Unseen messages ({args.probes.name}: hand-written, not from any training source)"] = html_report._table(
-            ["group", "model", "rows", "fraud-type macro-F1", "category accuracy", "fraud recall", "blocked", "false blocks"],
-            [[g, n] + [reports[n]["probes"][g].get(k) for k in ("rows", "fraud_type_macro_f1", "category_accuracy",
-                                                                   "fraud_recall", "fraud_block_recall", "false_block_rate")]
-             for g in groups for n in names])
-    if reports["model"].get("robustness_probes"):
-        rob = reports["model"]["robustness_probes"]
-        extra[f"Robustness on the unseen fraud messages ({rob['messages']} probes)"] = html_report._table(
-            ["kind", "clean", "disguised", "retained", "blocked (disguised)", "example"],
-            [[k, v["clean_recall"], v["obfuscated_recall"], v["retained"], v["obfuscated_block_recall"], v["example"]]
-             for k, v in rob["kinds"].items()])
+        header = [label for _, label in PROBE_COLUMNS]
+        extra["Unseen messages: the probe sets side by side (hand-written, not from any training source)"] = html_report._table(
+            ["probe set", "file", "model"] + header,
+            [[s, reports[n]["probes"][s]["file"], n] + [reports[n]["probes"][s]["all"].get(k) for k, _ in PROBE_COLUMNS]
+             for s in sets for n in names if s in reports[n]["probes"]])
+        for s in sets:
+            card = reports["model"]["probes"][s]
+            extra[f"Unseen messages, {s} set ({Path(card['file']).name}, {card['rows']} rows): {card['note']}"] = \
+                html_report._table(["slice", "value", "model"] + header, probe_table_rows(reports, s))
+    for s, rob in (reports["model"].get("robustness_probes") or {}).items():
+        if rob:
+            extra[f"Robustness on the unseen fraud messages, {s} set ({rob['messages']} probes)"] = html_report._table(
+                ["kind", "clean", "disguised", "retained", "blocked (disguised)", "example"],
+                [[k, v["clean_recall"], v["obfuscated_recall"], v["retained"], v["obfuscated_block_recall"], v["example"]]
+                 for k, v in rob["kinds"].items()])
     if reports["model"]["confident_errors"]:
         extra["Most confident mistakes per source (read them: many are ambiguous labels)"] = html_report._table(
             ["source", "label", "predicted", "probability", "text"],

@@ -94,6 +94,28 @@ def test_evaluate_command_writes_metrics(tiny_model, tmp_path):
     assert (tmp_path / "m.html").read_text().startswith("<!doctype html>")
 
 
+def test_evaluate_explicit_probe_files(tiny_model, tmp_path):
+    """`--probes FILE [FILE ...]` scores exactly those files, each its own set (a known file keeps its name)."""
+    import shutil
+
+    from training.evaluate import main
+
+    tiny_model = Path(shutil.copytree(tiny_model, tmp_path / "model"))
+    data = tmp_path / "few.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": l}, ensure_ascii=False) + "\n" for t, l in
+                            [("今晚一起吃饭吗", "normal"), ("您的贷款已审批，请先交保证金", "fraud.loan")]), encoding="utf-8")
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text(json.dumps({"text": "【银行】验证码 123456，请勿告诉他人", "label": "normal", "region": "cn"},
+                               ensure_ascii=False) + "\n", encoding="utf-8")
+    independent = REPO / "data/probes/independent/probes.jsonl"
+    assert main([str(tiny_model), str(data), "--out", str(tmp_path / "r.json"), "--probes", str(mine), str(independent)]) == 0
+    probes = json.loads((tmp_path / "r.json").read_text())["model"]["probes"]
+    assert set(probes) == {"mine", "independent"}
+    assert probes["mine"]["rows"] == 1 and probes["mine"]["per_region"]["cn"]["normal_rows"] == 1
+    assert "fraud_recall" not in probes["mine"]["all"]  # no fraud rows: no recall
+    assert set(probes["independent"]["per_region"]) == {"cn", "tw", "hk", "mo"}
+
+
 def test_evaluate_corpus_folder_calibrates_and_compares_to_baseline(tiny_model, tmp_path):
     import shutil
 
@@ -116,15 +138,38 @@ def test_evaluate_corpus_folder_calibrates_and_compares_to_baseline(tiny_model, 
         assert e["predicted"] not in load_taxonomy().allowed(e["label"])
     assert set(model["robustness"]["kinds"]) >= {"symbols", "traditional", "mixture"}
     assert set(model["robustness_basic_normalization"]["kinds"]) == set(model["robustness"]["kinds"])
-    probe_rows = [json.loads(line) for line in open(REPO / "data/probes/ood_sms.jsonl", encoding="utf-8")]
-    assert model["robustness_probes"]["messages"] == sum(r["label"].startswith("fraud") for r in probe_rows)
-    for name in ("model", "baseline"):  # the hand-written unseen messages, per group, for both
-        probes = reports[name]["probes"]
-        assert probes["all"]["rows"] == sum(1 for _ in open(REPO / "data/probes/ood_sms.jsonl", encoding="utf-8"))
-        assert {"probe_short", "probe_traditional", "probe_legit"} <= set(probes)
-        assert 0 <= probes["probe_traditional"]["fraud_recall"] <= 1 and "false_block_rate" in probes["probe_legit"]
+    old_rows = [json.loads(line) for line in open(REPO / "data/probes/ood_sms.jsonl", encoding="utf-8")]
+    new_rows = [json.loads(line) for line in open(REPO / "data/probes/independent/probes.jsonl", encoding="utf-8")]
+    # bare --probes: both sets, each on its own
+    assert set(model["robustness_probes"]) == {"template-adjacent", "independent"}
+    assert model["robustness_probes"]["template-adjacent"]["messages"] == sum(r["label"].startswith("fraud") for r in old_rows)
+    assert model["robustness_probes"]["independent"]["messages"] == sum(r["label"].startswith("fraud") for r in new_rows)
+    for name in ("model", "baseline"):  # the hand-written unseen messages, per set, for both
+        assert set(reports[name]["probes"]) == {"template-adjacent", "independent"}
+        old = reports[name]["probes"]["template-adjacent"]
+        assert old["file"].endswith("ood_sms.jsonl") and old["all"]["rows"] == len(old_rows)
+        assert {"probe_short", "probe_traditional", "probe_legit"} <= set(old["per_group"])
+        assert 0 <= old["per_group"]["probe_traditional"]["fraud_recall"] <= 1
+        assert "false_block_rate" in old["per_group"]["probe_legit"]
+        new = reports[name]["probes"]["independent"]
+        assert new["all"]["rows"] == len(new_rows) and set(new["per_region"]) == {"cn", "tw", "hk", "mo"}
+        assert sum(e["rows"] for e in new["per_region"].values()) == len(new_rows)
+        for region, e in new["per_region"].items():
+            rows = [r for r in new_rows if r["region"] == region]
+            assert e["rows"] == len(rows) and e["fraud_rows"] == sum(r["label"].startswith("fraud") for r in rows)
+            assert e["normal_rows"] == sum(r["label"] == "normal" for r in rows)
+            assert 0 <= e["normal_false_blocks"] <= e["normal_rows"]
+            for k in ("fraud_recall", "fraud_block_recall", "normal_false_block_rate", "fraud_type_macro_f1"):
+                assert 0 <= e[k] <= 1, (region, k)
+            assert e["fraud_block_recall"] <= 1 and e["normal_false_block_rate"] == e["normal_false_blocks"] / e["normal_rows"]
+        assert set(new["per_label"]) == {r["label"] for r in new_rows}
+        assert "fraud_type_f1" in new["per_label"]["fraud.investment"] and "normal_rows" in new["per_label"]["normal"]
+    # blocked recall is the served block rule: fraud score >= the calibrated threshold
+    assert reports["model"]["probes"]["independent"]["block_threshold"] == cal["block_threshold"]
     html = (tmp_path / "eval" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 5 and "baseline" in html and "Unseen messages" in html
+    assert "Unseen messages, template-adjacent set (ood_sms.jsonl" in html
+    assert "Unseen messages, independent set (probes.jsonl" in html and ">hk</td>" in html
 
     # export carries the calibration into the serving artifact
     export_mod.export(tiny_model, tmp_path / "serving", sample=["测试一下"])

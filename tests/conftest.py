@@ -42,7 +42,7 @@ def tiny_model(tiny_base, tmp_path_factory) -> Path:
     cfg = load_config(None, {"base_model": str(tiny_base), "output_dir": str(out), "max_steps": 80,
                              "batch_size": 16, "learning_rate": 2e-3, "max_length": 48,
                              "data.synthetic_n": 600, "taxonomy": str(REPO / "configs/taxonomy.yaml"),
-                             "policy": str(REPO / "configs/policy.yaml")})
+                             "policy": str(REPO / "configs/policy.yaml"), "tracking": "none"})
     return train(cfg)
 
 
@@ -72,7 +72,7 @@ def tiny_serving_better(tiny_base, tmp_path_factory) -> Path:
     cfg = load_config(None, {"base_model": str(tiny_base), "output_dir": str(root / "model"), "max_steps": 300,
                              "batch_size": 16, "learning_rate": 3e-3, "max_length": 48,
                              "data.synthetic_n": 600, "taxonomy": str(REPO / "configs/taxonomy.yaml"),
-                             "policy": str(REPO / "configs/policy.yaml")})
+                             "policy": str(REPO / "configs/policy.yaml"), "tracking": "none"})
     # int8 may miss its accuracy guard on this small validation split (the base is random
     # per session): then the fp32 variants ship, as `fanzha export --int8-optional`
     export(train(cfg), root / "serving", default_variant="opt", int8="optional")

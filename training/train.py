@@ -1,10 +1,13 @@
 """Fine-tune a Chinese BERT-family encoder into a fanzha classifier.
 
-    fanzha train --config configs/default.yaml [--set epochs=1 --set data.synthetic_n=2000]
+    fanzha train --config configs/default.yaml [--set epochs=1 --set data.synthetic_n=2000] [--resume]
+    torchrun --nproc_per_node 2 -m fanzha train --config ...      # DDP (training/distributed.py)
 
 Writes the model artifact (PRODUCT.md): Hugging Face layout (`config.json` with `id2label`,
 `model.safetensors`, tokenizer files) plus `train_config.yaml` (resolved config),
-`metrics.json` (validation and test) and `data_manifest.json`.
+`metrics.json` (validation and test; `run`: world size, devices, precision, effective batch,
+learning rate, MLflow run) and `data_manifest.json`. Checkpoints for `--resume`:
+training/resume.py; tracking: training/tracking.py.
 
 Loss: an example's label allows a set of classes (one class, or several for a coarse label
 such as `not_fraud`); the loss is -log sum_{c allowed} p(c), weighted per class, so coarse
@@ -33,6 +36,7 @@ from data.taxonomy import TaxonomyError, load_taxonomy
 from training.base_model import resolve
 from training.config import ConfigError, TrainConfig, load_config, save_config
 from training.examples import DataError, load_splits, weights_from_counts
+from training.resume import ResumeError
 
 
 def set_seed(seed: int) -> None:
@@ -105,7 +109,21 @@ def _trainer_class():
             allowed, weight = inputs.pop("allowed"), inputs.pop("weight")
             outputs = model(**inputs)
             loss = allowed_set_loss(outputs.logits, allowed, weight)
+            if self.args.world_size > 1:  # DDP averages the ranks' gradients: make that the global weighted mean
+                import torch.distributed as dist
+
+                total = weight.sum().detach().clone()
+                dist.all_reduce(total)
+                loss = loss * (weight.sum().clamp_min(1e-8) / total.clamp_min(1e-8)) * self.args.world_size
             return (loss, outputs) if return_outputs else loss
+
+        def _get_train_sampler(self, train_dataset=None):
+            # Length groups built from the global batch, not the per-process one: DDP then shards
+            # the very batches a single process with that batch size would draw.
+            sampler = super()._get_train_sampler(train_dataset)
+            if hasattr(sampler, "lengths") and hasattr(sampler, "batch_size"):  # LengthGroupedSampler
+                sampler.batch_size *= self.args.world_size
+            return sampler
 
     return AllowedSetTrainer
 
@@ -140,20 +158,30 @@ def keep_input_tables(cfg: TrainConfig, out: Path) -> None:
     shutil.copy(cfg.taxonomy, out / "taxonomy.yaml")
 
 
-def train(cfg: TrainConfig) -> Path:
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Train and write the model artifact. Under torchrun / accelerate launch every process runs
+    this: each loads the same deterministic splits (checked), the Trainer runs DDP, and rank 0
+    alone writes the artifact, the data card, the reports and the MLflow run."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
 
+    from training import distributed, resume as checkpoints, tracking
     from training.evaluate import evaluate_rows
 
     started = time.time()
+    main_rank, world = distributed.is_main(), distributed.world_size()
     set_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    torch.set_num_threads(distributed.cpu_threads(cfg.threads))
+    cuda = torch.cuda.is_available()
+    precision = distributed.resolve_precision(cfg.precision, cuda)
     taxonomy = load_taxonomy(cfg.taxonomy)
     out = Path(cfg.output_dir)
+    resume_from = checkpoints.prepare(out, cfg.to_dict(), world, resume, write=main_rank)
     out.mkdir(parents=True, exist_ok=True)
-    remove_stale_outputs(out)
-    keep_input_tables(cfg, out)
-    splits, manifest = load_splits(cfg.data, taxonomy, out / "_work")
+    if main_rank:
+        remove_stale_outputs(out)
+        keep_input_tables(cfg, out)
+    work = out / "_work" / (f"rank{distributed.rank()}" if world > 1 else "")  # no two processes write one file
+    splits, manifest = load_splits(cfg.data, taxonomy, work)
     print(f"[fanzha] data: {manifest['rows']}  train labels: {manifest['labels']['train']}", flush=True)
 
     base = resolve(cfg.base_model)
@@ -163,11 +191,13 @@ def train(cfg: TrainConfig) -> Path:
     weights = weights_from_counts(manifest["labels"]["train"], taxonomy, cfg.class_weights)
     train_ds = build_dataset(splits["train"], tokenizer, taxonomy, cfg.max_length, weights, cfg.augment, cfg.seed)
 
-    steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
+    effective_batch = cfg.batch_size * world * cfg.gradient_accumulation_steps
+    steps_per_epoch = math.ceil(len(train_ds) / effective_batch)
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
     args = TrainingArguments(
-        output_dir=str(out / "_work" / "trainer"),
+        output_dir=str(checkpoints.checkpoint_dir(out)),
         per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
         learning_rate=cfg.learning_rate,
@@ -175,24 +205,65 @@ def train(cfg: TrainConfig) -> Path:
         warmup_steps=int(cfg.warmup_ratio * total_steps),
         lr_scheduler_type="linear",
         logging_steps=max(1, min(50, total_steps // 10)),
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
+        save_strategy="steps" if cfg.save_steps else "no",
+        save_steps=cfg.save_steps or 500,
+        save_total_limit=cfg.save_total_limit,
+        report_to=["mlflow"] if cfg.tracking == "mlflow" and main_rank else "none",
+        use_cpu=not cuda,
+        **distributed.precision_args(precision),
         seed=cfg.seed,
         data_seed=cfg.seed,
         remove_unused_columns=False,
         train_sampling_strategy="group_by_length",  # batches of similar length: SMS short, scripts long
         length_column_name="length",
         dataloader_num_workers=0,
-        disable_tqdm=False,
+        ddp_find_unused_parameters=False,  # every parameter takes part (else an extra autograd pass per step)
+        disable_tqdm=not main_rank,
     )
+    devices = distributed.gather(distributed.device_name(args.device))  # args.device sets up DDP
+    # Every process must train on the same rows (DDP shards one sequence of batches among them).
+    data_digests = distributed.gather(fingerprint_rows(splits["train"]))
+    if len(set(data_digests)) > 1:
+        raise DataError(f"the processes loaded different training data (sha256 per rank: {data_digests})")
+    run = {"world_size": world, "devices": devices, "precision": precision,
+           "per_device_batch_size": cfg.batch_size, "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+           "effective_batch_size": effective_batch, "learning_rate": cfg.learning_rate}
     trainer = _trainer_class()(model=model, args=args, train_dataset=train_ds, data_collator=collate)
-    print(f"[fanzha] training {cfg.base_model} for {total_steps} steps "
-          f"({len(train_ds)} examples, batch {cfg.batch_size})", flush=True)
-    trainer.train()
-    train_seconds = time.time() - started
+    print(f"[fanzha] training {cfg.base_model} for {total_steps} steps ({len(train_ds)} examples, batch "
+          f"{cfg.batch_size} x {world} process(es) x {cfg.gradient_accumulation_steps} = {effective_batch}, "
+          f"{precision} on {', '.join(sorted(set(devices)))})", flush=True)
+    tags = {"world_size": world, "precision": precision, "model_dir": out}
+    if resume_from is not None:
+        run["resumed_from_step"] = tags["resumed_from_step"] = checkpoints.step_of(resume_from)
+        print(f"[fanzha] resuming from step {run['resumed_from_step']} ({resume_from})", flush=True)
+    with tracking.training_run(cfg.tracking == "mlflow" and main_rank, out, tags,
+                               checkpoints.earlier_run_id(out) if resume_from is not None else None) as tracked:
+        if tracked is not None:
+            run["mlflow"] = tracked.info
+            checkpoints.record_run_id(out, tracked.id)
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
+        train_seconds = time.time() - started
+        if not main_rank:
+            return out  # rank 0 writes the artifact
+        write_artifact(cfg, out, model.to("cpu").float().eval(), tokenizer, taxonomy, splits, manifest, weights,
+                       {"train_seconds": round(train_seconds, 1), "train_steps": total_steps, "run": run,
+                        "loss_curve": [round(h["loss"], 4) for h in trainer.state.log_history if "loss" in h]},
+                       evaluate_rows)
+        if tracked is not None:
+            tracked.log_training(cfg.to_dict(), manifest, json.loads((out / "metrics.json").read_text(encoding="utf-8")), out)
+    shutil.rmtree(checkpoints.checkpoint_dir(out), ignore_errors=True)  # the artifact is complete
+    print(f"[fanzha] model artifact written to {out} in {time.time() - started:.0f}s", flush=True)
+    return out
 
-    model.eval()
+
+def fingerprint_rows(rows: list[dict]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(f"{r['label']}\t{r['text']}" for r in rows).encode()).hexdigest()
+
+
+def write_artifact(cfg: TrainConfig, out: Path, model, tokenizer, taxonomy, splits: dict, manifest: dict,
+                   weights: dict, metrics: dict, evaluate_rows) -> None:
     if weights and cfg.prior_correction:  # the weights' prior shift comes out of the bias (training/prior.py)
         from training.prior import correct_model, log_weights, record
 
@@ -202,8 +273,6 @@ def train(cfg: TrainConfig) -> Path:
     model.save_pretrained(out)  # safetensors
     tokenizer.save_pretrained(out)
     save_config(cfg, out / "train_config.yaml")
-    metrics = {"train_seconds": round(train_seconds, 1), "train_steps": total_steps,
-               "loss_curve": [round(h["loss"], 4) for h in trainer.state.log_history if "loss" in h]}
     for split in ("validation", "test"):
         rows = splits[split]
         if cfg.eval_max_rows and len(rows) > cfg.eval_max_rows:
@@ -217,8 +286,6 @@ def train(cfg: TrainConfig) -> Path:
     write_card(build_card([dict(r, split=s) for s, rows in splits.items() for r in rows], feedback=manifest["feedback"]),
                out / "data_card.json", out / "data_card.md")  # counts and lengths: shortcuts in plain sight
     shutil.rmtree(out / "_work", ignore_errors=True)  # regenerable; the manifest fingerprints it
-    print(f"[fanzha] model artifact written to {out} in {time.time() - started:.0f}s", flush=True)
-    return out
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -237,13 +304,15 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key, e.g. --set epochs=1 --set data.synthetic_n=500")
     parser.add_argument("--output", help="output folder (same as --set output_dir=...)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint in output_dir (same config required)")
     args = parser.parse_args(argv)
     overrides = parse_overrides(args.set)
     if args.output:
         overrides["output_dir"] = args.output
     try:
-        train(load_config(args.config, overrides))
-    except (ConfigError, DataError, TaxonomyError) as e:  # the config or the data: say what, no traceback
+        train(load_config(args.config, overrides), resume=args.resume)
+    except (ConfigError, DataError, TaxonomyError, ResumeError) as e:  # the config or the data: say what, no traceback
         print(f"fanzha train: error: {e}", file=sys.stderr)
         return 2
     return 0

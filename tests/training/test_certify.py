@@ -57,7 +57,8 @@ def test_train_into_an_existing_folder_removes_the_old_calibration_and_evaluatio
     (out / "calibration.json").write_text(json.dumps({"temperature": 2.0, "block_threshold": 0.6}))
     cfg = load_config(None, {"base_model": str(tiny_base), "output_dir": str(out), "max_steps": 2, "batch_size": 8,
                              "max_length": 32, "data.synthetic_n": 120, "eval_max_rows": 20,
-                             "taxonomy": str(REPO / "configs/taxonomy.yaml"), "policy": str(REPO / "configs/policy.yaml")})
+                             "taxonomy": str(REPO / "configs/taxonomy.yaml"), "policy": str(REPO / "configs/policy.yaml"),
+                             "tracking": "none"})
     train(cfg)
     assert not (out / "calibration.json").exists() and not (out / "eval").exists()
     assert "removed calibration.json, eval" in capsys.readouterr().out

@@ -126,7 +126,7 @@ def test_training_with_feedback_shows_it_in_the_data_card(tiny_base, tmp_path):
                              "batch_size": 8, "max_length": 32, "threads": 1,
                              "data.synthetic_n": 120, "data.corpus_dirs": [str(corpus)],
                              "data.feedback": [str(fb)], "taxonomy": str(REPO / "configs/taxonomy.yaml"),
-                             "policy": str(REPO / "configs/policy.yaml")})
+                             "policy": str(REPO / "configs/policy.yaml"), "tracking": "none"})
     train(cfg)
 
     manifest = json.loads((out / "data_manifest.json").read_text(encoding="utf-8"))

@@ -401,6 +401,9 @@ def main(argv=None) -> int:
     html_path.write_text(html_report.render(f"fanzha evaluation: {args.model} on {args.data}", reports, plots, extra),
                          encoding="utf-8")
     m = reports["model"]
+    from training.tracking import log_evaluation  # an MLflow run, unless the model was trained with tracking: none
+
+    log_evaluation(args.model, args.data, json_path, html_path, m)
     print(json.dumps({k: m.get(k) for k in ("rows", "accuracy", "macro_f1", "category_accuracy", "false_block_rate",
                                             "telecom_fraud_type_macro_f1", "spam80w_spam_vs_ham_accuracy")}))
     print(f"[fanzha] report written to {json_path} and {html_path}")

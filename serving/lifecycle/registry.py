@@ -5,7 +5,8 @@
 
 The artifact is integrity-checked first (serving/integrity.py) and stored as is, with labels
 (project, model name, version) and metadata from its manifest.json: the training metrics, the
-data fingerprints (`data_manifest`), the sha256 of every file. The version is the export
+data fingerprints (`data_manifest`), the sha256 of every file, and `mlflow` (run id, experiment,
+tracking URI of the training run, when it was tracked: `mlflow ui` opens it). The version is the export
 version plus a digest of the file sums, so registering the same artifact twice returns the
 existing tag, and two different artifacts never share one. Tags must be pinned: `name:latest`
 or a bare name is refused by the service and by `make bento`, because "latest" means different
@@ -93,6 +94,9 @@ def register(artifact: str | Path, name: str | None = None) -> str:
     for key in ("metrics", "data_manifest", "calibration"):
         if key in manifest:
             metadata[key] = _no_nulls(json.loads(json.dumps(manifest[key]), parse_constant=str))  # plain JSON types only
+    trained_by = manifest.get("metrics", {}).get("run", {}).get("mlflow")
+    if trained_by:  # the MLflow run that trained these weights: run_id, experiment_id, tracking_uri
+        metadata["mlflow"] = trained_by
     with bentoml.models.create(tag, labels=labels, metadata=metadata) as model:
         for path in sorted(artifact.iterdir()):
             if path.is_file():

@@ -52,6 +52,20 @@ def test_register_stores_the_artifact_with_its_manifest(tag, tiny_serving, capsy
     assert capsys.readouterr().out.strip() == tag
 
 
+def test_registered_model_links_its_mlflow_run(store, tiny_serving, tmp_path):
+    import bentoml
+
+    from serving.lifecycle.registry import register
+
+    artifact = tmp_path / "serving"
+    shutil.copytree(tiny_serving, artifact)
+    manifest = json.loads((artifact / "manifest.json").read_text(encoding="utf-8"))
+    run = {"run_id": "0123abcd", "experiment_id": "1", "tracking_uri": "sqlite:///artifacts/mlflow.db"}
+    manifest["metrics"]["run"] = {**manifest["metrics"].get("run", {}), "mlflow": run}  # as fanzha train records it
+    (artifact / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert bentoml.models.get(register(artifact, name="fanzha-tracked")).info.metadata["mlflow"] == run
+
+
 def test_tags_must_be_pinned_and_known(tag):
     from serving.lifecycle.registry import artifact_dir, pinned
 

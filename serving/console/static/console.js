@@ -215,7 +215,7 @@
       });
       body.append(el("tr", { "data-campaign": c.id }, el("td", { text: c.id }), el("td", { text: c.label || "—" }),
         el("td", {}, c.action ? actionBadge(c.action) : el("span", { class: "hint", text: c.exempt ? "exempt" : "undecided" })),
-        el("td", { text: String(c.size) }), el("td", { text: `${c.weight} / ${c.min_weight}` }),
+        el("td", { text: String(c.size) }), el("td", { text: c.confirmed_by_analyst ? "analyst" : `${c.weight} / ${c.min_weight}` }),
         el("td", { text: when(c.first_seen) }), el("td", { text: when(c.last_seen) }),
         el("td", { class: "text", text: c.example || "" }), el("td", {}, retire)));
     }

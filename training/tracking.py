@@ -74,11 +74,14 @@ class Run:
         self.mlflow, self.id, self.uri = mlflow, run.info.run_id, uri
         self.info = {"run_id": self.id, "experiment_id": run.info.experiment_id, "tracking_uri": uri}
 
-    def log_training(self, config: dict, manifest: dict, metrics: dict, out: Path) -> None:
+    def log_inputs(self, config: dict, manifest: dict) -> None:
+        """Before training, so that a run killed half-way still says what it was."""
         _log_params(self.mlflow, flatten(config, "config."))
         fingerprints = {f"data.{Path(f['path']).parent.name}/{Path(f['path']).name}.sha256": f["sha256"]
                         for f in manifest.get("files", [])}
         _log_params(self.mlflow, {**fingerprints, **{f"data.rows.{k}": v for k, v in manifest.get("rows", {}).items()}})
+
+    def log_results(self, metrics: dict, out: Path) -> None:
         figures = _numbers(metrics)
         for split in ("validation", "test"):
             figures.update(_numbers(metrics.get(split, {}), f"{split}."))

@@ -241,6 +241,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         if tracked is not None:
             run["mlflow"] = tracked.info
             checkpoints.record_run_id(out, tracked.id)
+            tracked.log_inputs(cfg.to_dict(), manifest)
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
         train_seconds = time.time() - started
         if not main_rank:
@@ -250,7 +251,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                         "loss_curve": [round(h["loss"], 4) for h in trainer.state.log_history if "loss" in h]},
                        evaluate_rows)
         if tracked is not None:
-            tracked.log_training(cfg.to_dict(), manifest, json.loads((out / "metrics.json").read_text(encoding="utf-8")), out)
+            tracked.log_results(json.loads((out / "metrics.json").read_text(encoding="utf-8")), out)
     shutil.rmtree(checkpoints.checkpoint_dir(out), ignore_errors=True)  # the artifact is complete
     print(f"[fanzha] model artifact written to {out} in {time.time() - started:.0f}s", flush=True)
     return out

@@ -21,15 +21,19 @@ STEPS = 300
 
 def _command(tiny_base, out, *extra):
     sets = {"base_model": tiny_base, "output_dir": out, "max_steps": STEPS, "save_steps": 20, "batch_size": 8,
-            "learning_rate": 0.002, "max_length": 48, "data.synthetic_n": 300, "threads": 1, "tracking": "none",
+            "learning_rate": 0.002, "max_length": 48, "data.synthetic_n": 300, "threads": 1, "tracking": "mlflow",
             "taxonomy": REPO / "configs/taxonomy.yaml", "policy": REPO / "configs/policy.yaml"}
     return [sys.executable, "-m", "fanzha", "train", *[f"--set={k}={v}" for k, v in sets.items()], *extra]
 
 
-def test_sigkilled_run_resumes(tiny_base, tmp_path, capsys):
+def test_sigkilled_run_resumes(tiny_base, tmp_path, capsys, monkeypatch):
+    from mlflow import MlflowClient
+
     from training.train import main
 
     out = tmp_path / "model"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the subprocesses inherit it
     first = subprocess.Popen(_command(tiny_base, out), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 180
     while resume.latest(out) is None and first.poll() is None and time.time() < deadline:
@@ -61,6 +65,14 @@ def test_sigkilled_run_resumes(tiny_base, tmp_path, capsys):
         assert (out / name).is_file(), name
     assert not resume.checkpoint_dir(out).exists(), "a finished run deletes its checkpoints"
     assert not (out / "_work").exists()
+
+    # both runs are in MLflow: the killed one marked KILLED (with its config), the resumed one linked
+    runs = {r.info.run_id: r for r in MlflowClient(uri).search_runs([metrics["run"]["mlflow"]["experiment_id"]])}
+    resumed = runs.pop(metrics["run"]["mlflow"]["run_id"])
+    (killed,) = runs.values()
+    assert killed.info.status == "KILLED" and killed.data.params["config.max_steps"] == str(STEPS)
+    assert resumed.info.status == "FINISHED" and resumed.data.tags["fanzha.resumed_from_step"] == str(killed_at)
+    assert "test.accuracy" in resumed.data.metrics and "loss" in resumed.data.metrics
 
 
 def test_resume_without_checkpoint_is_refused(tmp_path, capsys):

@@ -177,3 +177,22 @@ def test_retire_stops_a_campaign_until_an_analyst_labels_it_again(tmp_path):
     assert matcher.decide_many([normalize(variant)], rules) == [("block", f"campaign:{cid}")]
     campaigns.stop()
     again.stop()
+
+
+def test_review_and_action_logs_on_postgres(postgres_schema):
+    store = open_store(postgres_schema)
+    now = time.time()
+    store.add_reviews([{"created_at": now, "action": "block", "category": "fraud", "label": "fraud.loan",
+                        "reason": "campaign:c7", "score": 0.9, "fraud_score": 0.95, "sender": None, "text": mask(SCAM),
+                        "sha": "ab"},
+                       {"created_at": now + 1, "action": "flag", "category": "spam", "label": "spam",
+                        "reason": "threshold:spam.flag", "score": 0.8, "fraud_score": 0.1, "sender": "95588",
+                        "text": "促销", "sha": "cd"}])
+    assert [r["action"] for r in store.reviews()] == ["flag", "block"]
+    assert [r["label"] for r in store.reviews(reason="campaign:")] == ["fraud.loan"]
+    assert store.reviews(actions=("flag",), category="spam")[0]["sender"] == "95588"
+    first = store.reviews()[1]["id"]
+    assert [r["id"] for r in store.reviews(ids=(first,))] == [first]
+    store.add_action("bob", "confirm_fraud", f"r{first}", None)
+    assert store.actions((f"r{first}",))[0]["key_name"] == "bob"
+    store.close()

@@ -137,6 +137,10 @@ def test_every_table_variant_maps_to_its_canonical_form(variant, canonical):
     ("返li", "返利"), ("兼zhi", "兼职"), ("客fu", "客服"), ("yhk号", "银行卡号"), ("验证玛", "验证码"),
     ("链jie", "链接"), ("转 账", "转账"), ("加*vx", "加微信"), ("vх", "微信"),  # Cyrillic х
     ("zhuan帐号", "转账号"),
+    # other regions' channels, after OpenCC (賴 -> 赖, 飛機 -> 飞机): issue 19
+    ("加賴：stock888", "加line:stock888"), ("加我賴，領飆股", "加我line,领飙股"), ("LINE ID: tw168", "line: tw168"),
+    ("加飛機 @fx88", "加telegram @fx88"), ("加TG：fx88", "加telegram:fx88"), ("纸飞机联系", "telegram联系"),
+    ("加WA 6123 4567", "加whatsapp 6123 4567"), ("Whats App 客服", "whatsapp 客服"), ("聯絡賴", "联络line"),
 ])
 def test_variant_table_in_context(raw, expected):
     assert normalize(raw) == expected
@@ -146,6 +150,7 @@ def test_variant_table_in_context(raw, expected):
     "南极企鹅", "vip会员", "wxyz", "参加vip活动", "v1.2", "vx123", "abc_vx", "货款已结清", "连接成功",
     "克服困难", "增加威胁", "http://a.cn/vx/1", "https://wx.qq.com/zfb", "wx@163.com", "qq.com",
     "my-vx.com", "220v电压",
+    "坐飞机回台北", "赖清德", "我赖你", "online", "deadline 11/3", "wait", "tgv",
 ])
 def test_look_alike_words_that_are_not_disguises_are_untouched(raw):
     assert normalize(raw) == raw

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data.encoding import configure_tokenizer, encode_ids, head_tail, pad, prepare
+from data.encoding import configure_tokenizer, encode_ids, pad, prepare
+from data.normalize import Normalizer
 from data.tables import read_table
 from data.taxonomy import load_taxonomy
 from training.calibration import block_threshold, expected_calibration_error, fit_temperature, softmax
@@ -44,15 +45,21 @@ from training.fingerprint import CalibrationError, check_calibration, file_sha25
 from training.metrics import category_scores, classification_metrics, label_kinds, predict
 
 
+def model_normalizer(model_dir: Path):
+    """The normalization the model was trained with and will be served with: its own copy of the
+    variant table (model_dir/variants.yaml, written by training), not today's source table,
+    which may have changed since. None (the source table) for a model folder without one."""
+    table = Path(model_dir) / "variants.yaml"
+    return Normalizer(table) if table.is_file() else None
+
+
 @torch.inference_mode()
 def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 128,
                    progress: bool = False, normalizer=None) -> np.ndarray:
-    """Logits for raw texts, through the same normalization and encoding as serving (or, for an
-    ablation, `normalizer` in place of data.normalize.normalize)."""
-    if normalizer is None:
-        prepared = [prepare(t, max_length) for t in texts]
-    else:
-        prepared = [head_tail(normalizer(t), 8 * max_length) for t in texts]
+    """Logits for raw texts, through the same normalization and encoding as serving. `normalizer`:
+    the model's own table (`model_normalizer`; default: the source tree's) or, for an ablation,
+    data.normalize.basic."""
+    prepared = [prepare(t, max_length, normalizer=normalizer) for t in texts]
     ids = encode_ids(configure_tokenizer(tokenizer), prepared, max_length)
     order = np.argsort([len(r) for r in ids], kind="stable")
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
@@ -247,7 +254,9 @@ def main(argv=None) -> int:
     # the model's own label list (config.json id2label), not today's taxonomy file's order
     taxonomy = load_taxonomy(cfg.get("taxonomy")).with_classes(weights["labels"])
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    logit_fn = lambda texts, progress=False: predict_logits(model, tokenizer, texts, cfg["max_length"], progress=progress)
+    own_table = model_normalizer(args.model)  # as training saw it and serving will: the model's copy of the table
+    logit_fn = lambda texts, progress=False: predict_logits(model, tokenizer, texts, cfg["max_length"], progress=progress,  # noqa: E731
+                                                            normalizer=own_table)
     folder = args.data.is_dir()
     test = load_rows(args.data / "test.jsonl" if folder else args.data, args.max_rows)
     val = load_rows(args.data / "validation.jsonl", args.max_rows) if folder and (args.data / "validation.jsonl").is_file() else []

@@ -89,3 +89,33 @@ def test_the_models_own_label_order_is_used():
     probs[0, order.index("spam")] = 1.0  # column for spam in the MODEL's order
     assert classification_metrics(probs, ["spam"], model_tax)["accuracy"] == 1.0
     assert model_tax.allowed_mask("not_fraud")[order.index("spam")] == 1
+
+
+def test_evaluate_normalizes_with_the_models_own_table(tiny_model, tmp_path, monkeypatch):
+    """A model is evaluated as it was trained and will be served: with its own copy of the
+    variant table, even after the source table changed (issue 19 changed it)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import data.normalize as normalize_module
+    from data.normalize import Normalizer
+    from training.evaluate import model_normalizer, predict_logits
+
+    changed = tmp_path / "variants.yaml"
+    changed.write_text("variants:\n  贷款: [验证码]\n", encoding="utf-8")  # a table that rewrites a legit word
+    monkeypatch.setenv("FANZHA_VARIANTS", str(changed))
+    normalize_module._default.cache_clear()
+    try:
+        texts = ["您的验证码是482913，请勿泄露", "加V信领取兼职刷单佣金"]
+        own = model_normalizer(tiny_model)
+        assert own is not None and own(texts[0]) == Normalizer(tiny_model / "variants.yaml")(texts[0])
+        assert "贷款" in normalize_module.normalize(texts[0]) and "贷款" not in own(texts[0])
+        model = AutoModelForSequenceClassification.from_pretrained(tiny_model).eval()
+        tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+        served = predict_logits(model, tokenizer, texts, 48, normalizer=own)
+        source = predict_logits(model, tokenizer, texts, 48)
+        monkeypatch.delenv("FANZHA_VARIANTS")
+        normalize_module._default.cache_clear()
+        assert np.allclose(served, predict_logits(model, tokenizer, texts, 48), atol=1e-6)  # as trained
+        assert not np.allclose(served[0], source[0], atol=1e-4)  # the changed table would have moved it
+    finally:
+        normalize_module._default.cache_clear()

@@ -163,6 +163,20 @@ def test_the_console_in_chromium(console, chromium_path):
         after = classify(base, [VARIANT])[0]
         assert after["action"] == "block" and after["reason"].startswith("campaign:c"), after
 
+        # a selection: both XSS rows marked legitimate at once, then the selection exported as CSV
+        for text in XSS:
+            page.check(f"#queue tbody tr:has(td.text:text-is('{text}')) input[type=checkbox]")
+        assert page.inner_text("#selected-count") == "2"
+        page.click("#legit")
+        for text in XSS:
+            page.wait_for_selector(f"#queue tbody tr.done:has(td.text:text-is('{text}'))")
+        page.check(f"#queue tbody tr:has(td.text:text-is('{XSS[0]}')) input[type=checkbox]")
+        with page.expect_download() as download:
+            page.click("#export")
+        exported = list(csv.DictReader(io.StringIO(open(download.value.path(), encoding="utf-8-sig").read())))
+        assert [r["text"] for r in exported] == [XSS[0]] and exported[0]["status"] == "mark_legitimate"
+        assert exported[0]["by"] == "alice"
+
         # block-list a domain from the toolbar: the next message with it blocks
         page.select_option("#block-kind", "domain")
         page.fill("#block-value", BLOCKED_DOMAIN)
@@ -189,7 +203,8 @@ def test_the_console_in_chromium(console, chromium_path):
 
     with sqlite3.connect(db) as conn:
         actions = conn.execute("SELECT key_name, action FROM console_actions ORDER BY id").fetchall()
-        assert {("alice", a) for a in ("login", "confirm_fraud", "blocklist", "retire")} <= set(actions)
+        assert {("alice", a) for a in ("login", "confirm_fraud", "mark_legitimate", "export", "blocklist",
+                                       "retire")} <= set(actions)
         assert not any(SCAM in (d or "") for (d,) in conn.execute("SELECT detail FROM console_actions"))
         label = conn.execute("SELECT label, source, note FROM feedback WHERE source = 'analyst'").fetchone()
         assert label == ("fraud.fake_customer_service", "analyst", "console:alice")

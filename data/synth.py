@@ -10,20 +10,27 @@ hard negatives that mention 公安/法院/贷款/退款/客服), ~15% `spam`, ~4
 fraud types. Templates are data (`data/synth_slots/*.yaml`); the template language is in
 `data/synth_templates.py`.
 
-Two regions: besides mainland SMS, every pool has templates written in Traditional characters
-with the vocabulary and scam scripts of Taiwan / Hong Kong / Macau (`region: tw_hk_mo` in their
-YAML files: 中華郵政 / 監理站 / 蝦皮 / LINE / 八達通 / 轉數快 …), fraud and legitimate notices
-and personal messages alike, so that neither the script nor the regional vocabulary tells a
-class apart. `REGION_SHARE` (~22%) of each pool's messages come from its regional templates;
-training normalizes them to Simplified, so what they add is the vocabulary and the scripts.
+Regions: besides mainland SMS, every pool has templates written in Traditional characters with
+the vocabulary and scam scripts of Taiwan, Hong Kong and Macau (`region: tw` / `hk` / `mo` in
+their YAML files: 中華郵政 / 監理站 / 蝦皮 / LINE / 八達通 / 轉數快 / MOP …), fraud and legitimate
+notices and personal messages alike, so that neither the script nor the regional vocabulary tells
+a class apart. `REGION_SHARE` (~30%) of each pool's messages come from its regional templates, so
+regional legitimate rows outnumber regional fraud ones; training normalizes them to Simplified,
+so what they add is the vocabulary, the channels (LINE / 賴, WhatsApp, Telegram / 飛機) and the
+scripts. Templates of a *kind* (`region_tw.yaml`, `region_hk.yaml`, `region_mo.yaml`,
+`mainland_kinds.yaml`: LINE 飆股 groups, 免聯徵 loans, points / unpaid-bill phishing of operators
+and utilities, e-ticket and toll phishing, 解除分期, customs fees, LINE / WhatsApp jobs, 猜猜我是誰,
+and per region their legitimate look-alikes) weigh `KIND_WEIGHT` against a general template.
 
 Split by template, not by message: every message carries its template id as `group`, and a
-template's messages all land in one split. Per pool (normal.notice, normal.personal, spam, each
-fraud type) and region the templates are ordered by sha256(seed, template id) and cut ~70/15/15
-into train/validation/test, at least one template each, so the held-out splits measure how well
-a model generalizes to *unseen phrasings* of every class (and of its regional variant) rather
-than to new slot values of a phrasing it has already memorised. The cut depends on the seed,
-not on Python's hash salt.
+template's messages all land in one split. Per stratum (`stratum_of`: pool and mainland /
+regional for the general templates; pool, region and kind for the templates of a kind) the
+templates are ordered by sha256(seed, template id) and cut ~70/15/15 into train/validation/test:
+a general stratum gets at least one template on each side, a kind at least one in train and one
+in test. So the held-out splits measure how well a model generalizes to *unseen phrasings* of
+every class, of its regional variant and of every regional scam kind, rather than to new slot
+values of a phrasing it has already memorised. The cut depends on the seed, not on Python's hash
+salt.
 
 Deterministic: one `random.Random(seed)` drives everything, in a fixed order; a seed gives
 byte-identical files.
@@ -60,8 +67,14 @@ POOL_WEIGHTS = {
     "fraud.other": 0.04,
 }
 # Share of each pool's messages drawn from its regional (Taiwan / Hong Kong / Macau, Traditional
-# script) templates; a pool without regional templates draws only mainland ones.
-REGION_SHARE = 0.22
+# script) templates; a pool without regional templates draws only mainland ones. 0.30 of every
+# pool, so regional rows are ~30% of the corpus and regional legitimate rows (normal + spam,
+# 0.6 of it) outnumber regional fraud ones: Traditional script or a LINE id never means fraud.
+REGION_SHARE = 0.30
+# Sampling weight of a template of a kind (data/synth_slots/region_tw.yaml ...: the regional scam
+# types a model trained on the general templates missed, and their legitimate look-alikes) against
+# a general template of its side: they are few per kind, and what the held-out test of a kind sees.
+KIND_WEIGHT = 2.0
 # Attempts to re-render a message whose exact text was already produced; after that a repeat
 # is kept only if it stays inside one split (a text in two splits would leak).
 _RETRIES = 6
@@ -71,18 +84,31 @@ def _key(seed: int, template_id: str) -> str:
     return hashlib.sha256(f"{seed}\0{template_id}".encode("utf-8")).hexdigest()
 
 
+def stratum_of(t: Template) -> tuple[str, str, str]:
+    """The unit the split is cut within: (pool, mainland | regional, "") for the general templates,
+    (pool, region, kind) for the templates of a kind (a scam or notice type of one region)."""
+    if t.kind:
+        return t.pool, t.region, t.kind
+    return t.pool, MAINLAND if t.region == MAINLAND else "regional", ""
+
+
 def assign_splits(templates: list[Template], seed: int = 0) -> dict[str, str]:
-    """template id -> split; per pool and region ~70/15/15 of the templates, at least one on
-    each side (so every class has unseen regional phrasings in validation and test too)."""
-    by_pool: dict[tuple[str, str], list[str]] = {}
+    """template id -> split. Per stratum (`stratum_of`) the templates are ordered by
+    sha256(seed, id) and cut ~70/15/15: a general stratum needs >= 3 templates and gets at least
+    one on each side; a kind's stratum needs >= 2 and gets at least one in train and one in test
+    (validation when it is large enough), so every kind is tested on phrasings never trained on."""
+    by_stratum: dict[tuple[str, str, str], list[str]] = {}
     for t in templates:
-        by_pool.setdefault((t.pool, t.region), []).append(t.id)
+        by_stratum.setdefault(stratum_of(t), []).append(t.id)
     out: dict[str, str] = {}
-    for pool, region in sorted(by_pool):
-        ids = sorted(by_pool[(pool, region)], key=lambda tid: (_key(seed, tid), tid))
-        if len(ids) < len(SPLITS):
-            raise ValueError(f"pool {pool} ({region}) has {len(ids)} templates; needs >= {len(SPLITS)}")
-        n_val = max(1, round(len(ids) * SPLIT_SHARES[1]))
+    for stratum in sorted(by_stratum):
+        pool, region, kind = stratum
+        ids = sorted(by_stratum[stratum], key=lambda tid: (_key(seed, tid), tid))
+        need = 2 if kind else len(SPLITS)
+        if len(ids) < need:
+            what = f"{pool} ({region}{', ' + kind if kind else ''})"
+            raise ValueError(f"pool {what} has {len(ids)} templates; needs >= {need}")
+        n_val = round(len(ids) * SPLIT_SHARES[1]) if kind else max(1, round(len(ids) * SPLIT_SHARES[1]))
         n_test = max(1, round(len(ids) * SPLIT_SHARES[2]))
         n_train = len(ids) - n_val - n_test
         for i, tid in enumerate(ids):
@@ -115,13 +141,17 @@ def _check_library(library: Library) -> None:
 
 
 def _cum_weights(templates: list[Template]) -> list[float]:
-    """Uniform within a region; the regional templates together get REGION_SHARE of the pool."""
-    n_regional = sum(t.region != MAINLAND for t in templates)
-    n_mainland = len(templates) - n_regional
-    if not n_regional or not n_mainland:
-        weights = [1.0] * len(templates)
+    """Within each side (mainland / regional) a template of a kind weighs KIND_WEIGHT, a general one
+    1; the regional templates together get REGION_SHARE of the pool."""
+    def own(t: Template) -> float:
+        return KIND_WEIGHT if t.kind else 1.0
+
+    regional = sum(own(t) for t in templates if t.region != MAINLAND)
+    mainland = sum(own(t) for t in templates if t.region == MAINLAND)
+    if not regional or not mainland:
+        weights = [own(t) for t in templates]
     else:
-        weights = [REGION_SHARE / n_regional if t.region != MAINLAND else (1 - REGION_SHARE) / n_mainland
+        weights = [own(t) * (REGION_SHARE / regional if t.region != MAINLAND else (1 - REGION_SHARE) / mainland)
                    for t in templates]
     return list(itertools.accumulate(weights))
 

@@ -6,8 +6,14 @@ Templates live as data in `data/synth_slots/*.yaml` (one file per pool and regio
 `vocab*.yaml` files hold the slot vocabularies: `vocab.yaml` the mainland ones, `vocab_region.yaml`
 those of Taiwan / Hong Kong / Macau) so that adding a scam pattern never means touching code. A
 pool file names its `label`, optionally its `pool` (default: the label) and its `region`
-(default `mainland`; `tw_hk_mo` for templates written in Traditional characters with that
-region's vocabulary). A template is one string in a tiny language, expanded in this order:
+(default `mainland`; `tw`, `hk` or `mo` for templates written in Traditional characters with
+that region's vocabulary; `regions: {hk: [key, ...]}` moves single templates of a file to another
+region). Templates sit under `templates:` (no kind) or under `kinds: {kind: {key: pattern}}`: a
+kind is one scam or notice type of one region (`stock_group`, `bill_phish`, `lookalike` ...), and
+the split (`data/synth.py`) puts templates of every kind on both sides, so each kind is measured
+on phrasings the model never saw. A file may also hold several pools as a list of `sections:`
+(each with its own `label` / `pool` / `templates` / `kinds`), sharing the file's `region` and
+fragments. A template is one string in a tiny language, expanded in this order:
 
 - `{@frag}` — one random choice from a named fragment list (file-local first, then the shared
   ones in `vocab.yaml`); fragments may contain everything below. Fragments are how greetings,
@@ -249,7 +255,8 @@ class Template:
     pool: str       # sampling pool, e.g. normal.notice / normal.personal / spam / fraud.loan
     pattern: str
     fragments: dict  # file-local fragments merged over the shared ones
-    region: str = "mainland"  # "mainland" or "tw_hk_mo"; the split and the sampling are per pool x region
+    region: str = "mainland"  # one of REGIONS; sampling is per pool x (mainland | regional)
+    kind: str = ""   # scam / notice type within its region; "" for the general templates
 
 
 @dataclass(frozen=True)
@@ -317,6 +324,9 @@ def _read_yaml(path: Path) -> dict:
 
 
 MAINLAND = "mainland"
+# Taiwan / Hong Kong / Macau templates are written in Traditional script with their own channels,
+# brands and currency words; "mainland" ones in Simplified.
+REGIONS = (MAINLAND, "tw", "hk", "mo")
 
 
 def _merge(target: dict, extra: dict, what: str, path: Path) -> None:
@@ -324,6 +334,33 @@ def _merge(target: dict, extra: dict, what: str, path: Path) -> None:
         if key in target:
             raise TemplateError(f"{path}: {what} {key!r} is already defined in another vocab file")
         target[key] = value
+
+
+def _section_templates(path: Path, raw: dict, region: str, fragments: dict, seen: set) -> list[Template]:
+    """The templates of one pool section: `templates` (kind "") and `kinds` (kind -> templates)."""
+    try:
+        label, pool = raw["label"], raw.get("pool", raw["label"])
+    except (TypeError, KeyError) as e:
+        raise TemplateError(f"{path}: needs 'label' and 'templates' ({e})") from e
+    if "templates" not in raw and "kinds" not in raw:
+        raise TemplateError(f"{path}: needs 'label' and 'templates' ('templates')")
+    fragments = {**fragments, **{k: [str(x) for x in v] for k, v in (raw.get("fragments") or {}).items()}}
+    moved = {key: str(r) for r, keys in (raw.get("regions") or {}).items() for key in keys}
+    groups = [("", raw.get("templates") or {})] + [(str(k), ts or {}) for k, ts in (raw.get("kinds") or {}).items()]
+    out = []
+    for kind, patterns in groups:
+        for key, pattern in patterns.items():
+            tid = f"{pool}/{key}"
+            if tid in seen:
+                raise TemplateError(f"duplicate template id {tid}")
+            seen.add(tid)
+            where = moved.pop(key, str(raw.get("region", region)))
+            if where not in REGIONS:
+                raise TemplateError(f"{path}: template {key}: region {where!r} is not one of {REGIONS}")
+            out.append(Template(tid, label, pool, str(pattern), fragments, where, kind))
+    if moved:
+        raise TemplateError(f"{path}: 'regions' names unknown templates {sorted(moved)}")
+    return out
 
 
 @lru_cache(maxsize=4)
@@ -348,18 +385,12 @@ def load_library(slot_dir: str | None = None) -> Library:
         if path.name.startswith("vocab"):
             continue
         raw = _read_yaml(path)
-        try:
-            label, pool, patterns = raw["label"], raw.get("pool", raw["label"]), raw["templates"]
-        except (TypeError, KeyError) as e:
-            raise TemplateError(f"{path}: needs 'label' and 'templates' ({e})") from e
-        region = str(raw.get("region", MAINLAND))
-        fragments = {**shared, **{k: [str(x) for x in v] for k, v in (raw.get("fragments") or {}).items()}}
-        for key, pattern in patterns.items():
-            tid = f"{pool}/{key}"
-            if tid in seen:
-                raise TemplateError(f"duplicate template id {tid}")
-            seen.add(tid)
-            templates.append(Template(tid, label, pool, str(pattern), fragments, region))
+        if not isinstance(raw, dict):
+            raise TemplateError(f"{path}: needs 'label' and 'templates'")
+        file_region = str(raw.get("region", MAINLAND))
+        file_frags = {k: [str(x) for x in v] for k, v in (raw.get("fragments") or {}).items()}
+        for section in raw.get("sections") or [raw]:
+            templates.extend(_section_templates(path, section, file_region, {**shared, **file_frags}, seen))
     library = Library(tuple(templates), {"lists": lists, "entities": entities})
     library.check()
     return library

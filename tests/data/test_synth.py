@@ -101,9 +101,12 @@ def test_template_split_is_per_pool_and_proportional():
 
 
 def test_assign_splits_refuses_tiny_pools():
-    few = [t for t in load_library().templates if t.pool == "spam"][:2]
+    few = [t for t in load_library().templates if t.pool == "spam" and not t.kind][:2]
     with pytest.raises(ValueError):
         synth.assign_splits(few, 0)
+    one_of_a_kind = [t for t in load_library().templates if t.pool == "spam" and t.kind][:1]
+    with pytest.raises(ValueError):  # a kind needs a template in train and one in test
+        synth.assign_splits(one_of_a_kind, 0)
 
 
 def test_class_mix(rows):
@@ -272,10 +275,14 @@ def test_many_regional_templates():
 def test_regional_templates_on_every_side_of_the_split(seed):
     library = load_library()
     split_of = synth.assign_splits(list(library.templates), seed)
-    per_stratum = defaultdict(Counter)
+    per_stratum, per_side = defaultdict(Counter), defaultdict(Counter)
     for t in library.templates:
-        per_stratum[(t.pool, t.region)][split_of[t.id]] += 1
-    for stratum, c in per_stratum.items():
+        per_stratum[synth.stratum_of(t)][split_of[t.id]] += 1
+        per_side[(t.pool, t.region == "mainland")][split_of[t.id]] += 1
+    for (pool, region, kind), c in per_stratum.items():
+        sides = ("train", "test") if kind else synth.SPLITS  # a kind: train and test at least
+        assert all(c[s] >= 1 for s in sides), (pool, region, kind, c)
+    for stratum, c in per_side.items():
         assert all(c[s] >= 1 for s in synth.SPLITS), (stratum, c)
     region = {t.id: t.region for t in library.templates}
     got = {(r["split"], r["label"]) for r in synth.generate(6000, seed=seed) if region[r["group"]] != "mainland"}

@@ -5,7 +5,9 @@ service under load, and the transformers-pipeline peer under the same load.
     python -m bench.run --model M --serving S --skip engines,peer --service-env FANZHA_MAX_BATCH_SIZE=32   # tuning
 
 Messages: `data.synth.generate` (a realistic SMS length mix), the same for every part. Parts:
-engines (bench/engines.py), the BentoML service started as a subprocess (`bentoml serve`, the
+engines (bench/engines.py), the BentoML service started as a subprocess and the same service over
+a null model (part `floor`, bench/null_model.py: constant logits, so what remains is BentoML,
+JSON, validation, policy and logging), (`bentoml serve`, the
 settings of serving/tuning.py plus --service-env) and the peer (bench/peer_service.py), both
 under bench/load.py at each --levels concurrency (one SMS per request), /chat (8-turn
 conversations at each --chat-levels concurrency, and SMS latency with and without a /chat load
@@ -32,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-PARTS = ("engines", "service", "chat", "peer", "normalize", "score", "mixed", "shadow", "campaigns")
+PARTS = ("engines", "service", "floor", "chat", "peer", "normalize", "score", "mixed", "shadow", "campaigns")
 TARGETS = {"http_p50_ms": 5.0, "http_p99_ms": 15.0, "service_vs_ort": 0.8, "service_vs_peer": 5.0,
            "mixed_load_vs_one_client": 1.0, "mixed_service_vs_sorted_ort": 0.8}
 
@@ -63,7 +65,7 @@ def http(kind: str, start, url_path: str, payloads, levels, seconds: float, requ
     rows = []
     with start() as base:
         info = {}
-        if kind == "service":
+        if kind in ("service", "floor"):
             import urllib.request
 
             with urllib.request.urlopen(base + "/info", timeout=10) as r:
@@ -124,6 +126,16 @@ def ratios(r: dict) -> dict:
         raw = max(engine["batch32_msg_per_s"], engine["batch64_msg_per_s"])
         out["service_vs_ort"] = round(best(service) / raw, 2)
         out["service_vs_ort_engine"] = f"ort-{short} (the served variant), best of batch 32/64: {raw} msg/s"
+    floor = r.get("floor")
+    if service and floor:
+        by_level = {x["concurrency"]: x for x in floor["levels"]}
+        one, null = next((x for x in service["levels"] if x["concurrency"] == 1), None), by_level.get(1)
+        if one and null and one["p50_ms"]:
+            out["floor_p50_ms"] = null["p50_ms"]
+            out["floor_share_of_service_p50"] = round(null["p50_ms"] / one["p50_ms"], 2)
+        out["service_vs_floor_throughput_by_level"] = {
+            x["concurrency"]: round(x["throughput_rps"] / by_level[x["concurrency"]]["throughput_rps"], 2)
+            for x in service["levels"] if by_level.get(x["concurrency"], {}).get("throughput_rps")}
     mixed = r.get("chat")
     if mixed and mixed["sms_alone"]["p99_ms"]:
         out["sms_p99_with_chat_vs_alone"] = round(mixed["sms_with_chat"]["p99_ms"] / mixed["sms_alone"]["p99_ms"], 2)
@@ -156,9 +168,10 @@ def markdown(r: dict) -> str:
         lines += [f"| {k} | {v['batch1']['p50_ms']} | {v['batch1']['p99_ms']} | {v['batch32_msg_per_s']} | {v['batch64_msg_per_s']} |"
                   for k, v in r["engines"].items()]
         lines.append("")
-    for kind in ("service", "peer"):
+    names = {"floor": "floor: the service over a null model (constant logits)"}
+    for kind in ("service", "floor", "peer"):
         if r.get(kind):
-            lines += [f"**{kind}** ({r[kind].get('variant') or 'PyTorch pipeline'}; {r[kind].get('env') or ''}) — one SMS per request",
+            lines += [f"**{names.get(kind, kind)}** ({r[kind].get('variant') or 'PyTorch pipeline'}; {r[kind].get('env') or ''}) — one SMS per request",
                       "", "| concurrency | p50 ms | p99 ms | req/s | errors |", "|---:|---:|---:|---:|---:|"]
             lines += [f"| {x['concurrency']} | {x['p50_ms']} | {x['p99_ms']} | {x['throughput_rps']} | {x['errors']} |"
                       for x in r[kind]["levels"]]
@@ -267,6 +280,12 @@ def main(argv=None) -> int:
         results["service"] = http("service", lambda: servers.fanzha_service(serving, env), "/classify", payloads,
                                   levels, seconds, requests, log)
         results["service"]["env"] = env
+    if "floor" not in skip:  # the same service over constant logits: what is not the model (bench/null_model.py)
+        from bench.null_model import null_artifact
+
+        null = null_artifact(serving, args.out / "null-serving")
+        results["floor"] = http("floor", lambda: servers.fanzha_service(null, env), "/classify", payloads,
+                                levels, seconds, requests, log)
     if "chat" not in skip:
         results["chat"] = chat(lambda: servers.fanzha_service(serving, env), payloads, chat_bodies(texts),
                                chat_levels, 8, seconds, requests, log)

@@ -1,5 +1,6 @@
 """`make bench` runs end to end on the tiny model (a check that it works, not a measurement):
-engines, the real BentoML service (/classify, and /chat alone and beside SMS) and the FastAPI +
+engines, the real BentoML service (/classify, and /chat alone and beside SMS), the same service
+over a null model (the HTTP floor) and the FastAPI +
 pipeline peer under the HTTP load generator,
 normalization, batch scoring and the feedback campaigns (on the shared data), written as JSON
 and Markdown with the ratios."""
@@ -20,7 +21,7 @@ def test_bench_quick_runs_every_part_and_writes_ratios(tiny_model, tiny_serving,
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert set(results["engines"]) >= {"pipeline", "torch", "ort-fp32", "ort-opt", "ort-int8"}
-    for kind in ("service", "peer"):
+    for kind in ("service", "floor", "peer"):
         levels = results[kind]["levels"]
         assert [x["concurrency"] for x in levels] == [1, 4]
         assert all(x["requests"] > 0 and x["errors"] == 0 for x in levels), levels
@@ -32,6 +33,8 @@ def test_bench_quick_runs_every_part_and_writes_ratios(tiny_model, tiny_serving,
     assert results["normalize_us_per_message"] > 0
     ratios = results["ratios"]
     assert ratios["service_vs_peer"] > 0 and ratios["service_vs_ort"] > 0 and ratios["int8_vs_fp32_batch32_throughput"] > 0
+    assert ratios["floor_p50_ms"] > 0 and 0 < ratios["floor_share_of_service_p50"]
+    assert set(ratios["service_vs_floor_throughput_by_level"]) == {"1", "4"}  # JSON keys
     shadow = results["shadow"]  # /classify without and with a shadow model beside it
     assert [x["concurrency"] for x in shadow["with"]] == [1, 4]
     assert all(x["errors"] == 0 for x in shadow["with"] + shadow["without"])
@@ -46,4 +49,5 @@ def test_bench_quick_runs_every_part_and_writes_ratios(tiny_model, tiny_serving,
     table = (out / "results.md").read_text(encoding="utf-8")
     assert "Feedback campaigns" in table
     assert "**Shadow**" in table and "Mixed lengths" in table
+    assert "floor: the service over a null model" in table
     assert "| ort-int8 |" in table and "service_vs_peer" in table and "/classify with /chat beside it" in table

@@ -9,7 +9,10 @@ what the service computes — and on THAT variant's logits:
 - the temperature is fitted on the validation rows (allowed-set NLL, data/calibration.py);
 - the fraud block threshold is the smallest one whose false-block rate on the legitimate
   validation rows is <= max_fpr (0.1 %, PRODUCT.md) with 95 % confidence (one-sided
-  Clopper-Pearson), in float32 as the policy compares;
+  Clopper-Pearson), in float32 as the policy compares. With `certify_legit: sms` (a training
+  config key; configs/sms.yaml) it is fitted on the SMS-like legitimate rows, without chat
+  utterances, and `chat_block_threshold` (fitted on all of them) is what /chat decides with
+  (serving/predictor.py `channel`);
 - the false-block rate of legitimate messages and the blocked fraud recall at that threshold are
   reported on validation and, when given, on test.
 
@@ -36,6 +39,7 @@ import numpy as np
 from data.calibration import (CONFIDENCE, MAX_FPR, allowed_false_blocks, block_figures, block_threshold,
                               fit_temperature)
 from data.encoding import prepare
+from data.hygiene import CHAT_SOURCES
 from serving.predictor import calibrated
 from data.taxonomy import Taxonomy, label_kinds, load_taxonomy
 
@@ -44,16 +48,24 @@ INT8 = "model.int8.onnx"
 MAX_RECALL_DROP = 0.01  # one point of blocked fraud recall
 
 
+LEGIT_SETS = ("all", "sms")  # which legitimate rows fit `block_threshold` (config key certify_legit)
+
+
 class _Split:
     """Labelled rows prepared once (the texts the service would score), with their kinds."""
 
     def __init__(self, rows: list[dict], taxonomy: Taxonomy, prep):
-        prepared = [(prep(r["text"]), r["label"]) for r in rows]
-        kept = [(p, label) for p, label in prepared if p]  # an empty text is an error in serving, not a score
-        self.texts = [p for p, _ in kept]
-        self.labels = [label for _, label in kept]
+        prepared = [(prep(r["text"]), r["label"], r.get("source")) for r in rows]
+        kept = [row for row in prepared if row[0]]  # an empty text is an error in serving, not a score
+        self.texts = [p for p, _, _ in kept]
+        self.labels = [label for _, label, _ in kept]
         self.allowed = np.array([taxonomy.allowed_mask(label) for label in self.labels], dtype=bool)
         self.is_fraud, self.is_legit = label_kinds(self.labels, taxonomy)
+        # chat utterances (data/hygiene.py CHAT_SOURCES): what `certify_legit: sms` leaves out
+        self.is_chat = np.array([source in CHAT_SOURCES for _, _, source in kept], dtype=bool)
+
+    def legit(self, which: str) -> np.ndarray:
+        return self.is_legit & ~self.is_chat if which == "sms" else self.is_legit
 
 
 def served_prepare(predictor):
@@ -65,22 +77,42 @@ def served_prepare(predictor):
 
 
 def certify_variant(predictor, validation: _Split, test: _Split | None = None, max_fpr: float = MAX_FPR,
-                    confidence: float = CONFIDENCE) -> dict:
-    """One variant's certificate, from its own logits (through `predictor.logits`)."""
+                    confidence: float = CONFIDENCE, legit: str = "all") -> dict:
+    """One variant's certificate, from its own logits (through `predictor.logits`).
+
+    `legit="sms"`: `block_threshold` (what /classify and `fanzha score` resolve `certified` to) is
+    fitted on the SMS-like legitimate rows only, so that chat utterances (victims' turns, the
+    noisiest legitimate rows) do not set the SMS filter's threshold; `chat_block_threshold`, fitted
+    on every legitimate row as with "all", is what /chat resolves it to. Both under the same
+    budget and confidence; the figures of each on the other's rows are reported too."""
+    if legit not in LEGIT_SETS:
+        raise ValueError(f"certify_legit must be one of {LEGIT_SETS}, got {legit!r}")
     val_logits = predictor.logits(validation.texts)
     temperature = fit_temperature(val_logits.astype(np.float64), validation.allowed)
     val_fraud = predictor.fraud_scores(calibrated(val_logits, temperature))
     # float32 scores: the threshold is the next float32 above the deciding legit score, so the
     # policy's float32 comparison blocks exactly what was counted here
-    threshold = block_threshold(val_fraud, validation.is_legit, max_fpr, confidence=confidence)
+    fitted_on = validation.legit(legit)
+    threshold = block_threshold(val_fraud, fitted_on, max_fpr, confidence=confidence)
     entry = {"temperature": float(temperature), "block_threshold": float(np.float32(threshold)),
-             "max_fpr": max_fpr, "confidence": confidence,
-             "validation": block_figures(val_fraud, validation.is_fraud, validation.is_legit, threshold)}
+             "max_fpr": max_fpr, "confidence": confidence, "legit": legit,
+             "validation": block_figures(val_fraud, validation.is_fraud, fitted_on, threshold)}
     entry["validation"]["clopper_pearson_bound_holds"] = bool(
-        allowed_false_blocks(int(validation.is_legit.sum()), max_fpr, confidence) >= 0)
+        allowed_false_blocks(int(fitted_on.sum()), max_fpr, confidence) >= 0)
+    test_fraud = None
     if test is not None and test.texts:
         test_fraud = predictor.fraud_scores(calibrated(predictor.logits(test.texts), temperature))
-        entry["test"] = block_figures(test_fraud, test.is_fraud, test.is_legit, threshold)
+        entry["test"] = block_figures(test_fraud, test.is_fraud, test.legit(legit), threshold)
+    if legit == "sms":
+        chat = block_threshold(val_fraud, validation.is_legit, max_fpr, confidence=confidence)
+        entry["chat_block_threshold"] = float(np.float32(chat))
+        entry["validation_chat_rows"] = block_figures(val_fraud[validation.is_chat], validation.is_fraud[validation.is_chat],
+                                                      validation.is_legit[validation.is_chat], threshold)
+        entry["validation_all_legit_at_chat_threshold"] = block_figures(val_fraud, validation.is_fraud,
+                                                                        validation.is_legit, chat)
+        if test_fraud is not None:
+            entry["test_chat_rows"] = block_figures(test_fraud[test.is_chat], test.is_fraud[test.is_chat],
+                                                    test.is_legit[test.is_chat], threshold)
     return entry
 
 
@@ -115,7 +147,7 @@ def int8_guard(certified: dict, reference: str = REFERENCE, candidate: str = INT
 
 def certify_variants(folder: Path, variants: Sequence[str], validation: list[dict], test: list[dict] | None = None,
                      taxonomy: Taxonomy | str | Path | None = None, max_fpr: float = MAX_FPR,
-                     confidence: float = CONFIDENCE) -> dict:
+                     confidence: float = CONFIDENCE, legit: str = "all") -> dict:
     """Certify each variant file in `variants` (e.g. model.onnx, model.opt.onnx, model.int8.onnx)
     of the serving artifact `folder` (its fanzha.json need only hold labels and max_length).
     Returns {"certified": {variant: entry}, "guards": {"model.int8.onnx": int8_guard(...)}}."""
@@ -137,7 +169,8 @@ def certify_variants(folder: Path, variants: Sequence[str], validation: list[dic
             splits = (_Split(validation, tax, prep), _Split(test, tax, prep) if test else None)
         print(f"[fanzha] certifying {variant} on {len(splits[0].texts)} validation rows"
               + (f" and {len(splits[1].texts)} test rows" if splits[1] else ""), flush=True)
-        certified[predictor.variant] = entry = certify_variant(predictor, *splits, max_fpr=max_fpr, confidence=confidence)
+        certified[predictor.variant] = entry = certify_variant(predictor, *splits, max_fpr=max_fpr, confidence=confidence,
+                                                               legit=legit)
         v = entry["validation"]
         print(f"[fanzha]   T={entry['temperature']:.3f} block>={entry['block_threshold']:.6f}: false blocks "
               f"{100 * v['false_block_rate']:.3f} % of {v['legit_rows']} legit, blocked fraud recall "

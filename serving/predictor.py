@@ -155,6 +155,7 @@ class Predictor:
         self.temperature = float(self.certified.get("temperature", self.meta.temperature))
         self.policy_source = policy_source(policy, self.folder)
         self._resolved: tuple[Policy, Policy] | None = None
+        self._resolved_chat: tuple[Policy, Policy] | None = None
         self._watch_source()
         self.policy  # resolve now: a policy this model cannot serve fails at start, not per request
         self.batch_size = batch_size
@@ -177,9 +178,26 @@ class Predictor:
             self._resolved = resolved
         return resolved[1]
 
+    def policy_for(self, channel: str = "sms") -> Policy:
+        """The policy for one channel: "sms" (/classify, `fanzha score`) is `policy`; "chat" (/chat,
+        `fanzha score --chat`) resolves `certified` to the variant's `chat_block_threshold` when
+        its certificate has one (`certify_legit: sms`: the SMS threshold was fitted without chat
+        utterances), else the same as "sms"."""
+        chat = self.certified.get("chat_block_threshold")
+        if channel == "sms" or chat is None:
+            return self.policy
+        if channel != "chat":
+            raise ValueError(f"channel must be sms or chat, got {channel!r}")
+        raw = self.policy_source.current()
+        resolved = self._resolved_chat
+        if resolved is None or resolved[0] is not raw:
+            resolved = (raw, raw.resolve(chat, f"{self.folder} ({self.variant}, chat)"))
+            self._resolved_chat = resolved
+        return resolved[1]
+
     @policy.setter
     def policy(self, value) -> None:
-        self.policy_source, self._resolved = policy_source(value, self.folder), None
+        self.policy_source, self._resolved, self._resolved_chat = policy_source(value, self.folder), None, None
         self._watch_source()
         self.policy
 
@@ -205,6 +223,8 @@ class Predictor:
 
     def _check_policy(self, policy: Policy) -> None:
         policy.resolve(self.certified.get("block_threshold"), f"{self.folder} ({self.variant})")
+        if self.certified.get("chat_block_threshold") is not None:
+            policy.resolve(self.certified["chat_block_threshold"], f"{self.folder} ({self.variant}, chat)")
 
     # -- numbers -------------------------------------------------------------------------
     def _run(self, prepared: Sequence[str]) -> np.ndarray:
@@ -240,12 +260,13 @@ class Predictor:
 
     # -- answers -------------------------------------------------------------------------
     def classify(self, texts: Sequence[Any], with_scores: bool = True, senders: Sequence[str | None] | None = None,
-                 list_texts: Sequence[Any] | None = None, cache=None) -> list[dict]:
+                 list_texts: Sequence[Any] | None = None, cache=None, channel: str = "sms") -> list[dict]:
         """One result per input, in order, decided by the policy (`Policy.apply`, the one rule for
         every path). A text that cannot be scored gets `error` set. `senders`: sender ids for the
         allow-list; `list_texts`: what the block-list is matched on, when not the model's input
         (a chat window is scored, its newest turn matched); `cache`: a mapping of prepared text ->
-        probabilities reused across calls (chat prefixes), or None."""
+        probabilities reused across calls (chat prefixes), or None; `channel`: "sms" or "chat"
+        (`policy_for`: which certified block threshold decides)."""
         results: list[dict | None] = [None] * len(texts)
         good, prepared = [], []
         max_length = self.meta.max_length
@@ -261,7 +282,7 @@ class Predictor:
             prepared.append(p)
         if good:
             self._fill(results, good, self._probabilities(prepared, cache), with_scores)
-        policy = self.policy
+        policy = self.policy_for(channel)
         policy.apply(results, texts if list_texts is None else list_texts, senders, self.normalize, self.campaigns)
         return results
 
@@ -310,6 +331,7 @@ class Predictor:
             "labels": list(self.labels),
             "max_length": self.meta.max_length,
             "thresholds": self.policy.to_dict()["thresholds"],
+            "chat_thresholds": self.policy_for("chat").to_dict()["thresholds"],
             "certified": self.certified or None,
             "temperature": self.temperature,
         }

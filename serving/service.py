@@ -283,7 +283,7 @@ class Fanzha:
         chat = slot.chat_scorer
         return {**slot.predictor.info(),
                 "chat": {"model": "this model" if chat.predictor is slot.predictor else str(chat.predictor.folder),
-                         "variant": chat.predictor.variant, "thresholds": chat.predictor.policy.to_dict()["thresholds"],
+                         "variant": chat.predictor.variant, "thresholds": chat.predictor.policy_for("chat").to_dict()["thresholds"],
                          "window": chat.window, "anchor": chat.anchor, "max_concurrency": CHAT_MAX_CONCURRENCY},
                 "policy": {**self.policy_file.policy.summary(), "source": str(self.policy_file.path),
                            "loaded_at": self.policy_file.loaded_at},

@@ -97,6 +97,10 @@ class TrainConfig:
                           "training/tracking.py) or 'none'", "mlflow")
     augment: dict = _help("obfuscation kind -> probability applied on the fly to fraud/spam training texts "
                           "(kinds: data.obfuscate.KINDS; {} = none)", {})
+    certify_legit: str = _help("legitimate validation rows that fit the certified fraud block threshold at "
+                               "export: 'all', or 'sms' (without chat utterances: /classify and `fanzha score` "
+                               "get a threshold certified on SMS-like messages, /chat one certified on all; "
+                               "serving/certify.py)", "all")
     taxonomy: str = _help("taxonomy file", "configs/taxonomy.yaml")
     policy: str = _help("decision policy file copied into the serving artifact", "configs/policy.yaml")
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "training data"})
@@ -104,6 +108,8 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.data, dict):
             self.data = _build(DataConfig, self.data, "data")
+        if self.certify_legit not in ("all", "sms"):
+            raise ConfigError(f"certify_legit={self.certify_legit!r} must be 'all' or 'sms'")
         if not 8 <= self.max_length <= 512:
             raise ConfigError(f"max_length={self.max_length} must be within [8, 512]")
         if self.epochs <= 0 and self.max_steps <= 0:

@@ -234,7 +234,7 @@ def build_variants(tmp: Path, config, texts: list[str], reference: np.ndarray, m
 def export(model_dir: Path, out: Path, policy: Path | None = None, sample: list[str] | None = None,
            int8: bool | str = True, guard_rows: int = 2000, guard_data: Path | None = None,
            default_variant: str | None = None, certify=None, certify_rows: int = 20000) -> dict:
-    """`certify(folder, variants, validation_rows, test_rows, taxonomy_path) -> {"certified": {variant
+    """`certify(folder, variants, validation_rows, test_rows, taxonomy_path, legit=certify_legit) -> {"certified": {variant
     file: entry}, "guards": {variant file: {"passed", "reason", ...}}}` (serving/certify.py
     `certify_variants`, passed in by fanzha/exporting.py): run on the half-built folder."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -335,7 +335,8 @@ def _certify(certify, tmp: Path, cfg: dict, model_dir: Path, labels: list[str], 
                                                  "default_variant": optimize.VARIANTS[passed[0]],
                                                  "input": input_section(tmp, cfg)}), encoding="utf-8")
     test, test_where = optimize.test_rows(model_dir, cap, data=guard_data)
-    result = certify(tmp, [optimize.VARIANTS[name] for name in passed], rows, test, cfg.get("taxonomy"))
+    result = certify(tmp, [optimize.VARIANTS[name] for name in passed], rows, test, cfg.get("taxonomy"),
+                     legit=cfg.get("certify_legit", "all"))
     certified, guards = result["certified"], result.get("guards", {})
     report["certification"] = {"validation": where, "test": test_where, "validation_rows": len(rows),
                                "test_rows": len(test), "guards": guards}

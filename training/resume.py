@@ -19,7 +19,8 @@ from pathlib import Path
 import yaml
 
 # Keys that do not change the weights a run converges to; they may differ on resume.
-RESUME_FREE = ("threads", "eval_batch_size", "eval_max_rows", "tracking", "save_steps", "save_total_limit")
+RESUME_FREE = ("threads", "eval_batch_size", "eval_max_rows", "tracking", "save_steps", "save_total_limit",
+               "certify_legit")
 
 
 class ResumeError(ValueError):

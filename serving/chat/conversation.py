@@ -162,7 +162,7 @@ class ConversationScorer:
             windows += self._windows(spoken)
             texts += [t["text"] for t in spoken]
         # block-list hits in the new turn, then thresholds on the window's scores: Policy.apply
-        results = self.predictor.classify(windows, with_scores=False, list_texts=texts, cache=self.cache) \
+        results = self.predictor.classify(windows, with_scores=False, list_texts=texts, cache=self.cache, channel="chat") \
             if windows else []
         return [plan if isinstance(plan, dict) else _summarize(*plan, results) for plan in plans]
 

@@ -1,0 +1,77 @@
+"""`certify_legit: sms` (issue 19): the SMS threshold is certified on SMS-like legitimate rows,
+/chat keeps one certified on all of them, and every path decides with the one its channel was
+certified for: /classify and `fanzha score` the SMS threshold, /chat and `score --chat` the chat
+one (`Predictor.policy_for`), both through `Policy.apply`."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from data.synth import generate
+from serving.certify import certify_variants
+from serving.chat.conversation import ConversationScorer
+from serving.predictor import Predictor
+
+pytestmark = pytest.mark.slow
+MAX_FPR = 0.01  # a budget this small validation set can certify (0.1 % needs ~3,000 legitimate rows)
+
+
+@pytest.fixture(scope="module")
+def rows():
+    synthetic = generate(900, seed=5)
+    fraud = [r for r in synthetic if r["label"].startswith("fraud")]
+    # victims' turns and talk about scams: legitimate chat utterances that read like fraud
+    chat = [{"text": "对方说：" + r["text"], "label": "normal", "source": "golfxiao_dialogs"} for r in fraud[:150]]
+    return synthetic + chat, fraud
+
+
+@pytest.fixture(scope="module")
+def certified(tiny_serving_better, rows, tmp_path_factory):
+    validation, _ = rows
+    variant = json.loads((tiny_serving_better / "fanzha.json").read_text(encoding="utf-8"))["default_variant"]
+    variant = {"fp32": "model.onnx", "opt": "model.opt.onnx", "int8": "model.int8.onnx"}.get(variant, variant)
+    sms = certify_variants(tiny_serving_better, [variant], validation, legit="sms", max_fpr=MAX_FPR)["certified"][variant]
+    everything = certify_variants(tiny_serving_better, [variant], validation, legit="all", max_fpr=MAX_FPR)["certified"][variant]
+    folder = tmp_path_factory.mktemp("certified") / "serving"
+    shutil.copytree(tiny_serving_better, folder)
+    meta = json.loads((folder / "fanzha.json").read_text(encoding="utf-8"))
+    meta["certified"] = {variant: sms}
+    (folder / "fanzha.json").write_text(json.dumps(meta), encoding="utf-8")
+    return sms, everything, folder
+
+
+def test_the_sms_threshold_is_fitted_without_chat_utterances(certified):
+    sms, everything, _ = certified
+    assert sms["legit"] == "sms" and everything["legit"] == "all" and "chat_block_threshold" not in everything
+    assert sms["chat_block_threshold"] == everything["block_threshold"]  # /chat keeps today's certificate
+    assert sms["block_threshold"] < sms["chat_block_threshold"]  # fraud-like chat turns no longer set it
+    assert sms["validation"]["legit_rows"] < everything["validation"]["legit_rows"]
+    assert sms["validation"]["blocked_fraud_recall"] > everything["validation"]["blocked_fraud_recall"]
+    assert sms["validation"]["clopper_pearson_bound_holds"]
+    assert sms["validation_chat_rows"]["legit_rows"] == 150  # what the SMS threshold would do to chat: reported
+    assert sms["validation_all_legit_at_chat_threshold"]["false_block_rate"] == everything["validation"]["false_block_rate"]
+
+
+def test_each_channel_decides_with_its_own_certified_threshold(certified, rows):
+    sms, _, folder = certified
+    predictor = Predictor(folder)
+    scores = np.array([r["fraud_score"] for r in predictor.classify([f["text"] for f in rows[1]], with_scores=False)])
+    between = [f["text"] for f, s in zip(rows[1], scores)
+               if sms["block_threshold"] <= s < sms["chat_block_threshold"]]
+    assert between, "no fraud message between the two thresholds"
+    as_sms = predictor.classify(between[:5])
+    as_chat = predictor.classify(between[:5], channel="chat")
+    assert {(r["action"], r["reason"]) for r in as_sms} == {("block", "threshold:fraud.block")}
+    assert all(r["action"] != "block" for r in as_chat)
+    # /chat's scorer decides each window on the chat threshold: block exactly from it up
+    for text in between[:5] + [f["text"] for f in rows[1][:20]]:
+        conversation = ConversationScorer(predictor).score([{"speaker": "caller", "text": text}])
+        risk = conversation["risk"]
+        assert (conversation["action"] == "block") == (np.float32(risk) >= np.float32(sms["chat_block_threshold"])), \
+            (risk, conversation["action"])
+    info = predictor.info()
+    assert info["thresholds"]["fraud"]["block"] == pytest.approx(sms["block_threshold"])
+    assert info["chat_thresholds"]["fraud"]["block"] == pytest.approx(sms["chat_block_threshold"])

@@ -155,6 +155,19 @@ def _who(request: Request, console: Console, post: bool) -> tuple[str | None, JS
     return session.name, None
 
 
+FEEDBACK_OFF = "feedback is off: start the service with FANZHA_FEEDBACK_DB set"
+
+
+def _begin(request: Request, post: bool, feedback: bool = False) -> tuple[Console, str | None, JSONResponse | None]:
+    """(console, the caller's key name, None) or (console, None, the error answer): the caller
+    (`_who`), and with `feedback`, a feedback store to act on."""
+    console = _console(request)
+    who, denied = _who(request, console, post)
+    if denied is None and feedback and console.campaigns is None:
+        denied = _error(503, FEEDBACK_OFF)
+    return console, who, denied
+
+
 def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "") == "https"
 
@@ -226,8 +239,7 @@ async def login(request: Request, body: LoginIn):
 
 @router.post("/logout")
 def logout(request: Request):
-    console = _console(request)
-    who, denied = _who(request, console, post=True)
+    console, who, denied = _begin(request, post=True)
     if denied:
         return denied
     console.record(who, "logout")
@@ -247,8 +259,7 @@ def static(name: str):
 # -- calls ------------------------------------------------------------------------------------
 @router.post("/api/explain")
 async def explain_text(request: Request, body: ExplainIn):
-    console = _console(request)
-    who, denied = _who(request, console, post=True)
+    console, who, denied = _begin(request, post=True)
     if denied:
         return denied
     slot = console.follower.acquire()
@@ -261,8 +272,7 @@ async def explain_text(request: Request, body: ExplainIn):
 @router.get("/api/queue")
 def queue_items(request: Request, kind: str = "", category: str = "", reason: str = "", since: str = "",
                 status: str = "all", limit: int = 200):
-    console = _console(request)
-    who, denied = _who(request, console, post=False)
+    console, who, denied = _begin(request, post=False)
     if denied:
         return denied
     try:
@@ -281,12 +291,9 @@ def queue_items(request: Request, kind: str = "", category: str = "", reason: st
 @router.post("/api/label")
 def label(request: Request, body: LabelIn):
     """Confirm fraud (with its type), spam, or mark legitimate: analyst feedback on each item."""
-    console = _console(request)
-    who, denied = _who(request, console, post=True)
+    console, who, denied = _begin(request, post=True, feedback=True)
     if denied:
         return denied
-    if console.campaigns is None:
-        return _error(503, "feedback is off: start the service with FANZHA_FEEDBACK_DB set")
     if body.label not in console.campaigns.labels:
         return _error(422, f"unknown label {body.label!r}")
     try:
@@ -319,8 +326,7 @@ def label(request: Request, body: LabelIn):
 @router.post("/api/blocklist")
 def blocklist(request: Request, body: BlockIn):
     """Add a domain or a phone number to the policy file's block-list; the service reloads it."""
-    console = _console(request)
-    who, denied = _who(request, console, post=True)
+    console, who, denied = _begin(request, post=True)
     if denied:
         return denied
     try:
@@ -344,8 +350,7 @@ def _cell(value) -> str:
 @router.post("/api/export")
 def export_csv(request: Request, body: ExportIn):
     """The selected items (`refs`) or, without a selection, the filtered queue, as CSV."""
-    console = _console(request)
-    who, denied = _who(request, console, post=True)
+    console, who, denied = _begin(request, post=True)
     if denied:
         return denied
     try:
@@ -380,12 +385,9 @@ def export_csv(request: Request, body: ExportIn):
 
 @router.get("/api/campaigns")
 def campaigns(request: Request):
-    console = _console(request)
-    who, denied = _who(request, console, post=False)
+    console, who, denied = _begin(request, post=False, feedback=True)
     if denied:
         return denied
-    if console.campaigns is None:
-        return _error(503, "feedback is off: start the service with FANZHA_FEEDBACK_DB set")
     listing = [c for c in console.campaigns.listing() if not c.get("retired")]
     examples = console.campaigns.examples([c["id"] for c in listing])
     for c in listing:
@@ -395,12 +397,9 @@ def campaigns(request: Request):
 
 @router.post("/api/retire")
 def retire(request: Request, body: RetireIn):
-    console = _console(request)
-    who, denied = _who(request, console, post=True)
+    console, who, denied = _begin(request, post=True, feedback=True)
     if denied:
         return denied
-    if console.campaigns is None:
-        return _error(503, "feedback is off: start the service with FANZHA_FEEDBACK_DB set")
     try:
         state = console.campaigns.retire(body.campaign, who)
     except StoreError as e:

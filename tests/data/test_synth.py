@@ -77,13 +77,18 @@ def test_every_class_in_every_split(seed):
     assert not missing
 
 
-def test_groups_and_texts_never_cross_splits(rows):
+def assert_splits_disjoint(rows) -> None:
+    """No template group and no text in two splits."""
     split_of_group, split_of_text = defaultdict(set), defaultdict(set)
     for r in rows:
         split_of_group[r["group"]].add(r["split"])
         split_of_text[r["text"]].add(r["split"])
     assert all(len(s) == 1 for s in split_of_group.values())
     assert all(len(s) == 1 for s in split_of_text.values())
+
+
+def test_groups_and_texts_never_cross_splits(rows):
+    assert_splits_disjoint(rows)
 
 
 def test_template_split_is_per_pool_and_proportional():

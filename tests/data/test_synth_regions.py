@@ -15,6 +15,7 @@ import pytest
 from data import synth
 from data.synth_templates import REGIONS, load_library
 from data.taxonomy import category_of
+from tests.data.test_synth import assert_splits_disjoint
 
 REGIONAL = ("tw", "hk", "mo")
 # kind -> label: every region has templates of each
@@ -215,12 +216,7 @@ def test_regional_share_and_legit_at_least_fraud(rows, by_id):
 
 
 def test_split_disjoint_and_deterministic(rows):
-    split_of_group, split_of_text = defaultdict(set), defaultdict(set)
-    for r in rows:
-        split_of_group[r["group"]].add(r["split"])
-        split_of_text[r["text"]].add(r["split"])
-    assert all(len(s) == 1 for s in split_of_group.values())
-    assert all(len(s) == 1 for s in split_of_text.values())
+    assert_splits_disjoint(rows)
     again = synth.generate(8000, seed=0)
     assert json.dumps(again, ensure_ascii=False) == json.dumps(rows, ensure_ascii=False)
     library = load_library()

@@ -13,11 +13,12 @@ levels (part `floor`) and reports the model's share of the served latency beside
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
 from pathlib import Path
+
+from data.digest import sha256_file
 
 
 def null_graph(real_onnx: Path, labels: list[str]):
@@ -61,7 +62,7 @@ def null_artifact(serving: Path, out: Path) -> Path:
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     for path in sorted(out.glob("*.onnx")):
         onnx.save(null_graph(serving / path.name, list(meta["labels"])), str(path))
-        manifest["files"][path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        manifest["files"][path.name] = sha256_file(path)
     for extra in out.glob("*.onnx.data"):  # external weights of a real variant: not needed any more
         extra.unlink()
         manifest["files"].pop(extra.name, None)

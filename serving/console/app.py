@@ -357,7 +357,7 @@ def export_csv(request: Request, body: ExportIn):
         if body.refs:
             found = console.queue.get(body.refs)
             items = [found[r] for r in body.refs if r in found]
-            console.queue._status(items)
+            console.queue.with_status(items)
         else:
             items = console.queue.items(Filters.parse(body.kind, body.category, body.reason, body.since, body.status),
                                         1000)

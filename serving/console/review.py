@@ -261,12 +261,13 @@ class ReviewQueue:
                 out += self.audit.items(f, limit * 4)
         out += self._appeals(f)
         out.sort(key=lambda i: -(i["time"] or 0))
-        self._status(out)
+        self.with_status(out)
         if f.status != "all":
             out = [i for i in out if i["status"]["state"] == f.status]
         return out[:limit]
 
-    def _status(self, items: list[dict]) -> None:
+    def with_status(self, items: list[dict]) -> None:
+        """Set each item's `status` from the action log (`done` once an analyst acted on it)."""
         done = {}
         if self.store is not None and items:
             try:

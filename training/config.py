@@ -26,10 +26,14 @@ class ConfigError(ValueError):
     """The configuration is invalid."""
 
 
-def _help(text: str, default, **kw):
+def option(text: str, default, **kw):
+    """A config field with its default and help text."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": text}, **kw)
     return field(default=default, metadata={"help": text}, **kw)
+
+
+_help = option
 
 
 @dataclass
@@ -107,7 +111,7 @@ class TrainConfig:
 
     def __post_init__(self):
         if isinstance(self.data, dict):
-            self.data = _build(DataConfig, self.data, "data")
+            self.data = build(DataConfig, self.data, "data")
         if self.certify_legit not in ("all", "sms"):
             raise ConfigError(f"certify_legit={self.certify_legit!r} must be 'all' or 'sms'")
         if not 8 <= self.max_length <= 512:
@@ -140,7 +144,8 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _build(cls, raw: dict, where: str):
+def build(cls, raw: dict, where: str):
+    """An instance of the config dataclass `cls` from a mapping; unknown keys and wrong types are errors."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
     names = {f.name: f for f in dataclasses.fields(cls)}
@@ -159,21 +164,28 @@ def _build(cls, raw: dict, where: str):
     return cls(**values)
 
 
-def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
-    """Defaults <- YAML file <- overrides (dotted keys allowed: {"data.synthetic_n": 100})."""
-    raw: dict = {}
-    if path:
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"cannot read config {path}: {e}") from e
+def read_yaml(path: str | Path) -> dict:
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot read config {path}: {e}") from e
+
+
+def apply_overrides(raw: dict, overrides: dict | None) -> dict:
+    """Set dotted keys ({"data.synthetic_n": 100}) in `raw`, in place; returns it."""
     for key, value in (overrides or {}).items():
         node = raw
         *parents, leaf = key.split(".")
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = value
-    return _build(TrainConfig, raw, str(path or "config"))
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
+    """Defaults <- YAML file <- overrides (dotted keys allowed: {"data.synthetic_n": 100})."""
+    raw = apply_overrides(read_yaml(path) if path else {}, overrides)
+    return build(TrainConfig, raw, str(path or "config"))
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:

@@ -55,19 +55,21 @@ def model_normalizer(model_dir: Path):
 
 @torch.inference_mode()
 def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 128,
-                   progress: bool = False, normalizer=None) -> np.ndarray:
-    """Logits for raw texts, through the same normalization and encoding as serving. `normalizer`:
-    the model's own table (`model_normalizer`; default: the source tree's) or, for an ablation,
-    data.normalize.basic."""
+                   progress: bool = False, normalizer=None, desc: str = "evaluate") -> np.ndarray:
+    """Logits for raw texts, through the same normalization and encoding as serving, in batches
+    of similar length, on the model's device. `normalizer`: the model's own table
+    (`model_normalizer`; default: the source tree's) or, for an ablation, data.normalize.basic."""
     prepared = [prepare(t, max_length, normalizer=normalizer) for t in texts]
     ids = encode_ids(configure_tokenizer(tokenizer), prepared, max_length)
     order = np.argsort([len(r) for r in ids], kind="stable")
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
-    for start in tqdm(range(0, len(order), batch_size), desc="evaluate", disable=not progress):
+    device = next(model.parameters()).device
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress):
         idx = order[start:start + batch_size]
         input_ids, mask = pad([ids[i] for i in idx])
-        logits = model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask)).logits
-        out[idx] = logits.float().numpy()
+        logits = model(input_ids=torch.from_numpy(input_ids).to(device),
+                       attention_mask=torch.from_numpy(mask).to(device)).logits
+        out[idx] = logits.float().cpu().numpy()
     return out
 
 

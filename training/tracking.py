@@ -81,22 +81,22 @@ class Run:
                         for f in manifest.get("files", [])}
         _log_params(self.mlflow, {**fingerprints, **{f"data.rows.{k}": v for k, v in manifest.get("rows", {}).items()}})
 
-    def log_results(self, metrics: dict, out: Path) -> None:
+    def log_results(self, metrics: dict, out: Path, extra: tuple[str, ...] = ()) -> None:
         figures = _numbers(metrics)
         for split in ("validation", "test"):
             figures.update(_numbers(metrics.get(split, {}), f"{split}."))
         figures.update(_numbers(metrics.get("run", {})))
         self.mlflow.log_metrics(figures)
-        for name in ("metrics.json", "train_config.yaml", "data_manifest.json", "data_card.json", "data_card.md"):
+        for name in ("metrics.json", "train_config.yaml", "data_manifest.json", "data_card.json", "data_card.md", *extra):
             if (out / name).is_file():
                 self.mlflow.log_artifact(str(out / name))
 
 
 @contextmanager
-def training_run(enabled: bool, out: Path, tags: dict, earlier: str | None = None):
+def training_run(enabled: bool, out: Path, tags: dict, earlier: str | None = None, command: str = "train"):
     """An MLflow run around one training (None when tracking is off or this is not rank 0); a run
     that raises is marked FAILED. `earlier`: the run of the killed training this one resumes,
-    marked KILLED (it was left RUNNING)."""
+    marked KILLED (it was left RUNNING). `command`: the tag fanzha.command (train, distill)."""
     if not enabled:
         yield None
         return
@@ -112,7 +112,7 @@ def training_run(enabled: bool, out: Path, tags: dict, earlier: str | None = Non
             pass  # another store, or deleted: nothing to close
     name = f"{out.parent.name}/{out.name}" if out.parent.name else out.name
     run = mlflow.start_run(experiment_id=experiment, run_name=name,
-                           tags={"fanzha.command": "train", **{f"fanzha.{k}": str(v) for k, v in tags.items()}})
+                           tags={"fanzha.command": command, **{f"fanzha.{k}": str(v) for k, v in tags.items()}})
     print(f"[fanzha] MLflow run {run.info.run_id} in {uri}", flush=True)
     try:
         yield Run(mlflow, run, uri)

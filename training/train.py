@@ -67,9 +67,12 @@ def collate(features: list[dict]) -> dict[str, torch.Tensor]:
 
 
 def build_dataset(rows: list[dict], tokenizer, taxonomy, max_length: int, weights: dict[str, float],
-                  augment: dict[str, float] | None = None, seed: int = 0):
+                  augment: dict[str, float] | None = None, seed: int = 0, extra: dict[str, list] | None = None):
     """Examples tokenized on the fly, so fraud and spam texts can be disguised afresh each time
-    they are drawn (adversarial augmentation, `augment`: obfuscation kind -> probability)."""
+    they are drawn (adversarial augmentation, `augment`: obfuscation kind -> probability).
+    A row whose label is None is unlabelled (every class allowed, weight 0: no labelled loss;
+    `fanzha distill` trains it on the teacher alone); `extra`: more columns, one value per row,
+    passed through to the batch (the teacher's distribution)."""
     from datasets import Dataset
 
     from data.obfuscate import Obfuscator
@@ -77,15 +80,20 @@ def build_dataset(rows: list[dict], tokenizer, taxonomy, max_length: int, weight
     obfuscator = Obfuscator(augment) if augment else None
     rng = random.Random(seed)
     backend = configure_tokenizer(tokenizer)  # the same set-up as evaluation, export and serving
+    every = [1] * len(taxonomy.classes)
+    labelled = [r["label"] is not None for r in rows]
     dataset = Dataset.from_dict({
         "text": [r["text"] for r in rows],
-        "allowed": [taxonomy.allowed_mask(r["label"]) for r in rows],
-        "weight": [weights.get(r["label"], 1.0) for r in rows],
+        "allowed": [taxonomy.allowed_mask(r["label"]) if known else every for r, known in zip(rows, labelled)],
+        "weight": [weights.get(r["label"], 1.0) if known else 0.0 for r, known in zip(rows, labelled)],
         # Disguise only messages that are certainly fraud or spam: a legitimate text never is.
-        "disguise": [all(not c.startswith("normal") for c in taxonomy.allowed(r["label"])) for r in rows],
+        "disguise": [known and all(not c.startswith("normal") for c in taxonomy.allowed(r["label"]))
+                     for r, known in zip(rows, labelled)],
         # For length-grouped batching (less padding): characters approximate Chinese tokens.
         "length": [min(len(r["text"]), max_length) for r in rows],
+        **(extra or {}),
     })
+    passed = ("allowed", "weight", "length", *(extra or {}))
 
     def transform(batch: dict) -> dict:
         if "text" not in batch:  # a column read such as dataset["length"] by the length sampler
@@ -94,27 +102,36 @@ def build_dataset(rows: list[dict], tokenizer, taxonomy, max_length: int, weight
         if obfuscator is not None:
             texts = [obfuscator.augment(t, rng) if d else t for t, d in zip(texts, batch["disguise"])]
         ids = encode_ids(backend, [prepare(t, max_length) for t in texts], max_length)
-        return {"input_ids": ids, "allowed": batch["allowed"], "weight": batch["weight"], "length": batch["length"]}
+        return {"input_ids": ids, **{k: batch[k] for k in passed}}
 
     dataset.set_transform(transform)
     return dataset
 
 
-def _trainer_class():
+def trainer_class():
+    """The Trainer with the allowed-set loss (`loss`; a subclass may add terms: training/distill.py)."""
     from transformers import Trainer
 
     class AllowedSetTrainer(Trainer):
+        extra_inputs: tuple[str, ...] = ()  # batch keys `loss` takes besides allowed and weight
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             allowed, weight = inputs.pop("allowed"), inputs.pop("weight")
+            extra = {k: inputs.pop(k) for k in self.extra_inputs}
             outputs = model(**inputs)
-            loss = allowed_set_loss(outputs.logits, allowed, weight)
+            loss = self.loss(outputs.logits, allowed, weight, **extra)
+            return (loss, outputs) if return_outputs else loss
+
+        def loss(self, logits, allowed, weight):
+            """The labelled loss (training/distill.py adds the teacher's term to it)."""
+            loss = allowed_set_loss(logits, allowed, weight)
             if self.args.world_size > 1:  # DDP averages the ranks' gradients: make that the global weighted mean
                 import torch.distributed as dist
 
                 total = weight.sum().detach().clone()
                 dist.all_reduce(total)
                 loss = loss * (weight.sum().clamp_min(1e-8) / total.clamp_min(1e-8)) * self.args.world_size
-            return (loss, outputs) if return_outputs else loss
+            return loss
 
         def _get_train_sampler(self, train_dataset=None):
             # Length groups built from the global batch, not the per-process one: DDP then shards
@@ -157,44 +174,56 @@ def keep_input_tables(cfg: TrainConfig, out: Path) -> None:
     shutil.copy(cfg.taxonomy, out / "taxonomy.yaml")
 
 
+class TrainingRun:
+    """One training's set-up, shared by `fanzha train` and `fanzha distill` (training/distill.py):
+    ranks, device, precision, the checkpoint to resume from, and the deterministic data splits.
+    `config`: what the run is (checkpoints refuse a resume with another, MLflow logs it)."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool, config: dict | None = None):
+        from training import distributed, resume as checkpoints
+
+        self.cfg, self.config, self.started = cfg, config or cfg.to_dict(), time.time()
+        self.main_rank, self.world = distributed.is_main(), distributed.world_size()
+        set_seed(cfg.seed)
+        torch.set_num_threads(distributed.cpu_threads(cfg.threads))
+        self.cuda = torch.cuda.is_available()
+        self.precision = distributed.resolve_precision(cfg.precision, self.cuda)
+        self.taxonomy = load_taxonomy(cfg.taxonomy)
+        self.out = out = Path(cfg.output_dir)
+        self.resume_from = checkpoints.prepare(out, self.config, self.world, resume, write=self.main_rank)
+        out.mkdir(parents=True, exist_ok=True)
+        if self.main_rank:
+            remove_stale_outputs(out)
+            keep_input_tables(cfg, out)
+        work = out / "_work" / (f"rank{distributed.rank()}" if self.world > 1 else "")  # no two processes write one file
+        self.splits, self.manifest = load_splits(cfg.data, self.taxonomy, work)
+        print(f"[fanzha] data: {self.manifest['rows']}  train labels: {self.manifest['labels']['train']}", flush=True)
+        self.weights = weights_from_counts(self.manifest["labels"]["train"], self.taxonomy, cfg.class_weights)
+
+
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
     """Train and write the model artifact. Under torchrun / accelerate launch every process runs
     this: each loads the same deterministic splits (checked), the Trainer runs DDP, and rank 0
     alone writes the artifact, the data card, the reports and the MLflow run."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from training import distributed, resume as checkpoints, tracking
-    from training.evaluate import evaluate_rows
-
-    started = time.time()
-    main_rank, world = distributed.is_main(), distributed.world_size()
-    set_seed(cfg.seed)
-    torch.set_num_threads(distributed.cpu_threads(cfg.threads))
-    cuda = torch.cuda.is_available()
-    precision = distributed.resolve_precision(cfg.precision, cuda)
-    taxonomy = load_taxonomy(cfg.taxonomy)
-    out = Path(cfg.output_dir)
-    resume_from = checkpoints.prepare(out, cfg.to_dict(), world, resume, write=main_rank)
-    out.mkdir(parents=True, exist_ok=True)
-    if main_rank:
-        remove_stale_outputs(out)
-        keep_input_tables(cfg, out)
-    work = out / "_work" / (f"rank{distributed.rank()}" if world > 1 else "")  # no two processes write one file
-    splits, manifest = load_splits(cfg.data, taxonomy, work)
-    print(f"[fanzha] data: {manifest['rows']}  train labels: {manifest['labels']['train']}", flush=True)
-
+    run = TrainingRun(cfg, resume)
     base = resolve(cfg.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base, do_lower_case=True)
     model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=len(taxonomy.classes), id2label=taxonomy.id2label, label2id=taxonomy.label2id)
-    weights = weights_from_counts(manifest["labels"]["train"], taxonomy, cfg.class_weights)
-    train_ds = build_dataset(splits["train"], tokenizer, taxonomy, cfg.max_length, weights, cfg.augment, cfg.seed)
+        base, num_labels=len(run.taxonomy.classes), id2label=run.taxonomy.id2label, label2id=run.taxonomy.label2id)
+    train_ds = build_dataset(run.splits["train"], tokenizer, run.taxonomy, cfg.max_length, run.weights, cfg.augment,
+                             cfg.seed)
+    return fit(run, model, tokenizer, train_ds, trainer_class(), collate)
 
-    effective_batch = cfg.batch_size * world * cfg.gradient_accumulation_steps
-    steps_per_epoch = math.ceil(len(train_ds) / effective_batch)
-    total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
-    args = TrainingArguments(
-        output_dir=str(checkpoints.checkpoint_dir(out)),
+
+def training_arguments(cfg: TrainConfig, run: TrainingRun, total_steps: int):
+    from transformers import TrainingArguments
+
+    from training import distributed, resume as checkpoints
+
+    return TrainingArguments(
+        output_dir=str(checkpoints.checkpoint_dir(run.out)),
         per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         num_train_epochs=cfg.epochs,
@@ -207,9 +236,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         save_strategy="steps" if cfg.save_steps else "no",
         save_steps=cfg.save_steps or 500,
         save_total_limit=cfg.save_total_limit,
-        report_to=["mlflow"] if cfg.tracking == "mlflow" and main_rank else "none",
-        use_cpu=not cuda,
-        **distributed.precision_args(precision),
+        report_to=["mlflow"] if cfg.tracking == "mlflow" and run.main_rank else "none",
+        use_cpu=not run.cuda,
+        **distributed.precision_args(run.precision),
         seed=cfg.seed,
         data_seed=cfg.seed,
         remove_unused_columns=False,
@@ -217,42 +246,63 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         length_column_name="length",
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,  # every parameter takes part (else an extra autograd pass per step)
-        disable_tqdm=not main_rank,
+        disable_tqdm=not run.main_rank,
     )
+
+
+def fit(run: TrainingRun, model, tokenizer, train_ds, trainer_class, data_collator, command: str = "train",
+        curves: dict[str, str] | None = None, records: dict[str, dict] | None = None) -> Path:
+    """Run the Trainer (checkpoints, resume, MLflow) and write the model artifact. `curves`:
+    metrics.json key -> logged value (default: loss_curve <- loss); `records`: extra JSON files
+    written into the artifact (and logged)."""
+    from training import distributed, resume as checkpoints, tracking
+    from training.evaluate import evaluate_rows
+
+    cfg, out, world, main_rank = run.cfg, run.out, run.world, run.main_rank
+    effective_batch = cfg.batch_size * world * cfg.gradient_accumulation_steps
+    steps_per_epoch = math.ceil(len(train_ds) / effective_batch)
+    total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
+    args = training_arguments(cfg, run, total_steps)
     devices = distributed.gather(distributed.device_name(args.device))  # args.device sets up DDP
     # Every process must train on the same rows (DDP shards one sequence of batches among them).
-    data_digests = distributed.gather(fingerprint_rows(splits["train"]))
+    data_digests = distributed.gather(fingerprint_rows(run.splits["train"]))
     if len(set(data_digests)) > 1:
         raise DataError(f"the processes loaded different training data (sha256 per rank: {data_digests})")
-    run = {"world_size": world, "devices": devices, "precision": precision,
-           "per_device_batch_size": cfg.batch_size, "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
-           "effective_batch_size": effective_batch, "learning_rate": cfg.learning_rate}
-    trainer = _trainer_class()(model=model, args=args, train_dataset=train_ds, data_collator=collate)
+    info = {"world_size": world, "devices": devices, "precision": run.precision,
+            "per_device_batch_size": cfg.batch_size, "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+            "effective_batch_size": effective_batch, "learning_rate": cfg.learning_rate}
+    trainer = trainer_class(model=model, args=args, train_dataset=train_ds, data_collator=data_collator)
     print(f"[fanzha] training {cfg.base_model} for {total_steps} steps ({len(train_ds)} examples, batch "
           f"{cfg.batch_size} x {world} process(es) x {cfg.gradient_accumulation_steps} = {effective_batch}, "
-          f"{precision} on {', '.join(sorted(set(devices)))})", flush=True)
-    tags = {"world_size": world, "precision": precision, "model_dir": out}
+          f"{run.precision} on {', '.join(sorted(set(devices)))})", flush=True)
+    tags = {"world_size": world, "precision": run.precision, "model_dir": out}
+    resume_from = run.resume_from
     if resume_from is not None:
-        run["resumed_from_step"] = tags["resumed_from_step"] = checkpoints.step_of(resume_from)
-        print(f"[fanzha] resuming from step {run['resumed_from_step']} ({resume_from})", flush=True)
+        info["resumed_from_step"] = tags["resumed_from_step"] = checkpoints.step_of(resume_from)
+        print(f"[fanzha] resuming from step {info['resumed_from_step']} ({resume_from})", flush=True)
     with tracking.training_run(cfg.tracking == "mlflow" and main_rank, out, tags,
-                               checkpoints.earlier_run_id(out) if resume_from is not None else None) as tracked:
+                               checkpoints.earlier_run_id(out) if resume_from is not None else None,
+                               command=command) as tracked:
         if tracked is not None:
-            run["mlflow"] = tracked.info
+            info["mlflow"] = tracked.info
             checkpoints.record_run_id(out, tracked.id)
-            tracked.log_inputs(cfg.to_dict(), manifest)
+            tracked.log_inputs(run.config, run.manifest)
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
-        train_seconds = time.time() - started
+        train_seconds = time.time() - run.started
         if not main_rank:
             return out  # rank 0 writes the artifact
-        write_artifact(cfg, out, model.to("cpu").float().eval(), tokenizer, taxonomy, splits, manifest, weights,
-                       {"train_seconds": round(train_seconds, 1), "train_steps": total_steps, "run": run,
-                        "loss_curve": [round(h["loss"], 4) for h in trainer.state.log_history if "loss" in h]},
-                       evaluate_rows)
+        history = trainer.state.log_history
+        metrics = {"train_seconds": round(train_seconds, 1), "train_steps": total_steps, "run": info}
+        for name, key in (curves or {"loss_curve": "loss"}).items():
+            metrics[name] = [round(h[key], 4) for h in history if key in h]
+        write_artifact(cfg, out, model.to("cpu").float().eval(), tokenizer, run.taxonomy, run.splits, run.manifest,
+                       run.weights, metrics, evaluate_rows)
+        for name, record in (records or {}).items():
+            (out / name).write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
         if tracked is not None:
-            tracked.log_results(json.loads((out / "metrics.json").read_text(encoding="utf-8")), out)
+            tracked.log_results(json.loads((out / "metrics.json").read_text(encoding="utf-8")), out, extra=tuple(records or ()))
     shutil.rmtree(checkpoints.checkpoint_dir(out), ignore_errors=True)  # the artifact is complete
-    print(f"[fanzha] model artifact written to {out} in {time.time() - started:.0f}s", flush=True)
+    print(f"[fanzha] model artifact written to {out} in {time.time() - run.started:.0f}s", flush=True)
     return out
 
 

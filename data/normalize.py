@@ -34,7 +34,6 @@ Known, accepted losses: 王*明 -> 王明, 周一-周五 -> 周一周五, 威信
 """
 from __future__ import annotations
 
-import os
 import re
 import sys
 import time
@@ -45,7 +44,9 @@ from pathlib import Path
 
 import yaml
 
-VARIANTS_PATH = Path(__file__).resolve().parent.parent / "configs" / "variants.yaml"
+from data import settings
+
+VARIANTS_PATH = Path(settings.default("FANZHA_VARIANTS"))  # the source tree's configs/variants.yaml
 NORMALIZATION_VERSION = "1"  # steps 1-5 as coded below; the table is versioned by its sha256
 
 # --- step 1: character-level map -------------------------------------------------------------
@@ -312,7 +313,7 @@ class Normalizer:
 
 def default_table_path() -> Path:
     """The table training code uses: $FANZHA_VARIANTS, else the source tree's configs/variants.yaml."""
-    return Path(os.environ.get("FANZHA_VARIANTS") or VARIANTS_PATH)
+    return Path(settings.get("FANZHA_VARIANTS"))
 
 
 @lru_cache(maxsize=1)

@@ -163,7 +163,7 @@ REGISTRY: dict[str, Setting] = {s.name: s for s in (
             "and the shadow's decisions (keyed fingerprint, no text); `fanzha diff --shadow FILE` summarises it.", _U),
     Setting("FANZHA_SHADOW_THREADS", "int", "1", "lifecycle/models", "ONNX Runtime threads of the shadow model, so that "
             "it takes at most that many cores from the answering model."),
-    Setting("FANZHA_USER", "str", getpass.getuser, "lifecycle/models", "Who `fanzha promote` and `fanzha rollback` "
+    Setting("FANZHA_USER", "str", lambda: getpass.getuser(), "lifecycle/models", "Who `fanzha promote` and `fanzha rollback` "
             "record in the alias history.", _U, shown="the login name"),
     Setting("BENTOML_HOME", "path", "~/bentoml", "lifecycle/models", "BentoML's model store: `fanzha register` puts "
             "models there and the service finds tags and aliases there."),

@@ -17,7 +17,6 @@ import csv
 import itertools
 import json
 import logging
-import os
 import sys
 import time
 from collections import Counter
@@ -25,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from data import settings
 from data.hygiene import scrub_speakers
 from data.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 
 log = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parent.parent
 
 
 class DataError(ValueError):
@@ -38,7 +37,7 @@ class DataError(ValueError):
 
 def data_dir() -> Path:
     """`$FANZHA_DATA_DIR`, else `<repo>/../shared/data`."""
-    return Path(os.environ.get("FANZHA_DATA_DIR") or REPO.parent / "shared" / "data")
+    return Path(settings.get("FANZHA_DATA_DIR"))
 
 
 _default_dir = data_dir  # load_sources() takes a `data_dir` argument that shadows the function

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from data import settings
 from serving.server import stop_process_group
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,7 +55,7 @@ def wait_ready(base: str, server: subprocess.Popen, timeout: float = 120) -> Non
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="fanzha demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 3000)))
+    parser.add_argument("--port", type=int, default=settings.get_int("PORT"))
     parser.add_argument("--retrain", action="store_true", help="train again even if the demo model exists")
     parser.add_argument("--no-wait", action="store_true", help="stop the server after the examples (for scripts)")
     parser.add_argument("--root", type=Path, default=REPO / "artifacts" / "demo",

@@ -18,14 +18,15 @@ what one request can cost.
 from __future__ import annotations
 
 import json
-import os
 from typing import Annotated, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, RootModel, Tag, WithJsonSchema
 
-MAX_TEXTS = int(os.environ.get("FANZHA_MAX_TEXTS", "256"))
-MAX_SENDER_CHARS = int(os.environ.get("FANZHA_MAX_SENDER_CHARS", "64"))
-MAX_EXPLAIN_CHARS = int(os.environ.get("FANZHA_MAX_EXPLAIN_CHARS", "20000"))
+from data import settings
+
+MAX_TEXTS = settings.get_int("FANZHA_MAX_TEXTS")
+MAX_SENDER_CHARS = settings.get_int("FANZHA_MAX_SENDER_CHARS")
+MAX_EXPLAIN_CHARS = settings.get_int("FANZHA_MAX_EXPLAIN_CHARS")
 
 
 def _number_to_str(value):

@@ -35,6 +35,8 @@ import threading
 import time
 from pathlib import Path
 
+from data import settings
+
 KEY_FILE = "log-hash.key"
 _log = logging.getLogger("fanzha.audit")
 
@@ -69,10 +71,7 @@ def fingerprint(text: str, key: bytes | None = None) -> str:
 
 def state_dir() -> Path:
     """Where the service keeps what must outlive a process: FANZHA_STATE_DIR, else $XDG_STATE_HOME/fanzha."""
-    folder = os.environ.get("FANZHA_STATE_DIR")
-    if folder:
-        return Path(folder).expanduser()
-    return Path(os.environ.get("XDG_STATE_HOME") or "~/.local/state").expanduser() / "fanzha"
+    return Path(settings.get("FANZHA_STATE_DIR")).expanduser()
 
 
 def deployment_key(folder: str | Path | None = None) -> bytes:
@@ -155,9 +154,9 @@ class DecisionLog:
     def from_env(cls) -> "DecisionLog":
         """FANZHA_DECISION_LOG, FANZHA_AUDIT_LOG; the key: FANZHA_LOG_HASH_KEY, else the deployment's
         key in the state folder (`deployment_key`)."""
-        decisions = os.environ.get("FANZHA_DECISION_LOG", "1") not in ("0", "false", "no", "")
-        audit = os.environ.get("FANZHA_AUDIT_LOG") or None
-        key = os.environ.get("FANZHA_LOG_HASH_KEY")
+        decisions = settings.get("FANZHA_DECISION_LOG") not in ("0", "false", "no", "")
+        audit = settings.get("FANZHA_AUDIT_LOG") or None
+        key = settings.get("FANZHA_LOG_HASH_KEY")
         if key:
             hash_key = key.encode()
         elif decisions or audit:

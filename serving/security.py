@@ -34,13 +34,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from dataclasses import dataclass
 
+from data import settings
 from serving.console.auth import Sessions, cookie_from, named_keys
 
 PROBES = ("/healthz", "/livez", "/readyz")
-_ON = ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -54,11 +53,11 @@ class GateSettings:
     @classmethod
     def from_env(cls) -> "GateSettings":
         keys = named_keys()
-        single = os.environ.get("FANZHA_API_KEY") or None
+        single = settings.get("FANZHA_API_KEY") or None
         return cls(api_key=single,
-                   auth_health=os.environ.get("FANZHA_AUTH_HEALTH", "0").lower() in _ON,
-                   auth_metrics=os.environ.get("FANZHA_AUTH_METRICS", "1").lower() in _ON,
-                   max_body_bytes=int(os.environ.get("FANZHA_MAX_BODY_BYTES", str(1 << 20))),
+                   auth_health=settings.get_bool("FANZHA_AUTH_HEALTH"),
+                   auth_metrics=settings.get_bool("FANZHA_AUTH_METRICS"),
+                   max_body_bytes=settings.get_int("FANZHA_MAX_BODY_BYTES"),
                    named_keys=tuple((name, key) for key, name in keys.items() if key != single))
 
     @property

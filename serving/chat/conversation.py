@@ -46,13 +46,14 @@ from typing import Any, Optional, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from data import settings
 from data.conversations import ANCHOR, WINDOW, model_inputs
 from serving.policy import ACTIONS
 from serving.feedback.store import StoreError
 from serving.predictor import ArtifactError, Predictor
 
-MAX_TURNS = int(os.environ.get("FANZHA_CHAT_MAX_TURNS", "512"))
-CACHE_WINDOWS = int(os.environ.get("FANZHA_CHAT_CACHE", "4096"))
+MAX_TURNS = settings.get_int("FANZHA_CHAT_MAX_TURNS")
+CACHE_WINDOWS = settings.get_int("FANZHA_CHAT_CACHE")
 OUTPUT_FIELDS = ("label", "category", "fraud_score", "action", "detected_at_turn", "error")
 
 
@@ -136,7 +137,7 @@ class ConversationScorer:
     def from_env(cls, fallback: Predictor) -> "ConversationScorer":
         """FANZHA_CHAT_MODEL (a serving artifact folder, integrity-checked), else `fallback`. A
         chat model decides on the fallback's policy source: one file, one reload, both models."""
-        folder = os.environ.get("FANZHA_CHAT_MODEL")
+        folder = settings.get("FANZHA_CHAT_MODEL")
         if not folder:
             return cls(fallback)
         from serving.integrity import verify_artifact

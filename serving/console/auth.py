@@ -26,10 +26,11 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass
+
+from data import settings
 
 COOKIE = "fanzha_console"
 SESSION_S = 12 * 3600
@@ -42,12 +43,11 @@ class KeysError(ValueError):
 
 def named_keys(env: dict | None = None) -> dict[str, str]:
     """{key: name} from FANZHA_API_KEY ("default") and FANZHA_API_KEYS ("name:key,name:key")."""
-    env = os.environ if env is None else env
     keys: dict[str, str] = {}
-    single = env.get("FANZHA_API_KEY") or ""
+    single = settings.get("FANZHA_API_KEY", env) or ""
     if single:
         keys[single] = "default"
-    for part in filter(None, (p.strip() for p in (env.get("FANZHA_API_KEYS") or "").split(","))):
+    for part in filter(None, (p.strip() for p in (settings.get("FANZHA_API_KEYS", env) or "").split(","))):
         name, sep, key = part.partition(":")
         name, key = name.strip(), key.strip()
         if not sep or not name or not key:
@@ -81,7 +81,7 @@ class Sessions:
     def __init__(self, keys: dict[str, str], secret: bytes | None = None, lifetime: float = SESSION_S):
         self.keys = dict(keys)
         self.lifetime = lifetime
-        self._extra = (os.environ.get("FANZHA_CONSOLE_SECRET") or "").encode()
+        self._extra = (settings.get("FANZHA_CONSOLE_SECRET") or "").encode()
         self._open_secret = secret
         self._secret: bytes | None = None
         self._fingerprints = {name: self._mac(f"key:{key}")[:16] for key, name in self.keys.items()}

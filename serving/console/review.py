@@ -20,19 +20,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from data import settings
 from serving.audit import mask
 
 log = logging.getLogger("fanzha.console")
 QUEUED_ACTIONS = ("flag", "block")
 KINDS = ("flag", "block", "appeal")
-_ON = ("1", "true", "yes", "on")
 
 
 def _count_error(n: int) -> None:
@@ -60,11 +59,11 @@ class ReviewLog:
 
     @classmethod
     def from_env(cls, store) -> "ReviewLog | None":
-        if (os.environ.get("FANZHA_REVIEW_LOG") or "0").lower() not in _ON:
+        if not settings.get_bool("FANZHA_REVIEW_LOG"):
             return None
         if store is None:
             raise ValueError("FANZHA_REVIEW_LOG=1 keeps the review log beside the feedback store: set FANZHA_FEEDBACK_DB too")
-        return cls(store, int(os.environ.get("FANZHA_REVIEW_PENDING", "50000")))
+        return cls(store, settings.get_int("FANZHA_REVIEW_PENDING"))
 
     def offer(self, rows: list[dict]) -> None:
         """Queue one batch's flagged / blocked rows (text already masked); never blocks."""
@@ -225,8 +224,8 @@ class ReviewQueue:
 
     @classmethod
     def from_env(cls, campaigns, review: ReviewLog | None) -> "ReviewQueue":
-        audit = os.environ.get("FANZHA_AUDIT_LOG")
-        tail = AuditTail(audit, int(float(os.environ.get("FANZHA_REVIEW_TAIL_MB", "16")) * (1 << 20))) if audit else None
+        audit = settings.get("FANZHA_AUDIT_LOG")
+        tail = AuditTail(audit, int(settings.get_float("FANZHA_REVIEW_TAIL_MB") * (1 << 20))) if audit else None
         store = campaigns.store if campaigns is not None else None
         return cls(store, review, tail if review is None else None, campaigns)
 

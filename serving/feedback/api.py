@@ -17,16 +17,16 @@ none is configured. Auth, body size and content type are the gate's (serving/sec
 """
 from __future__ import annotations
 
-import os
 from typing import Literal, Optional
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from data import settings
 from serving.feedback.campaigns import Campaigns, FeedbackError
 from serving.feedback.store import StoreError, describe, open_store
 
-MAX_FEEDBACK_CHARS = int(os.environ.get("FANZHA_MAX_FEEDBACK_CHARS", "4096"))
+MAX_FEEDBACK_CHARS = settings.get_int("FANZHA_MAX_FEEDBACK_CHARS")
 
 
 class FeedbackIn(BaseModel):
@@ -83,11 +83,11 @@ class FeedbackRoutes:
 
     @classmethod
     def from_env(cls, rules, metrics=None) -> "FeedbackRoutes":
-        target = os.environ.get("FANZHA_FEEDBACK_DB")
+        target = settings.get("FANZHA_FEEDBACK_DB")
         if not target:
             return cls(None)
         campaigns = Campaigns(open_store(target), rules, metrics,
-                              sync_every=float(os.environ.get("FANZHA_FEEDBACK_SYNC_S", "0.25")))
+                              sync_every=settings.get_float("FANZHA_FEEDBACK_SYNC_S"))
         return cls(campaigns.start())
 
     def serve_labels(self, labels) -> None:

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import getpass
 import json
 import os
 import re
 import time
 from pathlib import Path
 
+from data import settings
 from serving.predictor import ArtifactError
 
 CHAMPION, PREVIOUS = "champion", "previous"
@@ -175,7 +175,7 @@ class AliasStore:
 
 def user() -> str:
     try:
-        return os.environ.get("FANZHA_USER") or getpass.getuser()
+        return settings.get("FANZHA_USER")  # unset: the login name
     except (KeyError, OSError):
         return f"uid {os.getuid()}"
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 import shutil
 import sys
 from pathlib import Path
 
+from data import settings
 from serving.integrity import verify_artifact
 from serving.predictor import ArtifactError, ArtifactMeta
 
@@ -56,7 +56,7 @@ def artifact_dir(tag: str) -> Path:
     try:
         model = bentoml.models.get(pinned(tag))
     except bentoml.exceptions.NotFound as e:
-        home = os.environ.get("BENTOML_HOME", "~/bentoml")
+        home = settings.get("BENTOML_HOME")
         raise ArtifactError(f"model {tag} is not in the BentoML model store ({home}); run `fanzha register ARTIFACT`") from e
     return Path(model.path)
 

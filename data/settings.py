@@ -38,7 +38,7 @@ AREAS = {  # area -> what its variables are about (the reference's order)
              "(serving/tuning.py; measured with `make bench`).",
     "lifecycle/models": "Registered models, aliases, hot swap and the shadow model (serving/lifecycle).",
     "data & training": "Corpora, normalization and training runs.",
-    "bench/test": "The test suite and benchmarks only.",
+    "bench/test": "Read by the test suite only; a deployment does not set them.",
 }
 
 
@@ -109,7 +109,7 @@ REGISTRY: dict[str, Setting] = {s.name: s for s in (
             "fingerprints must match.", _U),
     Setting("FANZHA_STATE_DIR", "path", _state_dir, "logs", "Folder for what must outlive a process: the deployment key "
             "`log-hash.key` (mode 0600). Workers and services sharing the folder share the key.", _U,
-            shown="$XDG_STATE_HOME/fanzha"),
+            shown="`$XDG_STATE_HOME/fanzha`"),
     Setting("XDG_STATE_HOME", "path", "~/.local/state", "logs", "The standard per-user state folder; FANZHA_STATE_DIR "
             "defaults to `$XDG_STATE_HOME/fanzha`.", _U),
     # feedback & campaigns
@@ -170,12 +170,12 @@ REGISTRY: dict[str, Setting] = {s.name: s for s in (
     # data & training
     Setting("FANZHA_DATA_DIR", "path", str(REPO.parent / "shared" / "data"), "data & training", "Folder of the shared "
             "raw datasets (`sms/`, `chat/`) that `python -m data.sources` and the tests read.", _U,
-            shown="<repo>/../shared/data"),
+            shown="`<repo>/../shared/data`"),
     Setting("FANZHA_VARIANTS", "path", str(REPO / "configs" / "variants.yaml"), "data & training", "Variant table that "
             "training and evaluation normalize text with (LINE / 賴 → one spelling); a served model uses its own copy.",
-            _U, shown="<repo>/configs/variants.yaml"),
+            _U, shown="`<repo>/configs/variants.yaml`"),
     Setting("FANZHA_CACHE", "path", str(REPO / ".cache"), "data & training", "Where the base encoder m3e-small is "
-            "converted to safetensors once (`make setup`) and loaded from.", shown="<repo>/.cache"),
+            "converted to safetensors once (`make setup`) and loaded from.", shown="`<repo>/.cache`"),
     Setting("MLFLOW_TRACKING_URI", "url", None, "data & training", "MLflow store of every `fanzha train` and `fanzha "
             "evaluate` run, e.g. `http://mlflow.internal:5000`. Unset: the store the model was trained with, else "
             "`sqlite:///artifacts/mlflow.db`.", _U),

@@ -12,6 +12,7 @@ import sys
 
 COMMANDS = {
     "train": ("training.train", "fine-tune a classifier from a YAML config"),
+    "distill": ("training.distill", "a smaller student from a trained model (knowledge distillation; docs/distill.md)"),
     "evaluate": ("training.evaluate", "metrics of a model artifact on labelled data"),
     "export": ("fanzha.exporting", "model artifact -> serving artifact (ONNX, certified variants, policy, parity report)"),
     "serve": ("serving.server", "start the BentoML HTTP service for a serving artifact"),

@@ -10,8 +10,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def build_tiny_base(folder: Path) -> Path:
-    """A randomly initialised 2-layer BERT with m3e-small's tokenizer (the bert-base-chinese vocab)."""
+def build_tiny_base(folder: Path, layers: int = 2) -> Path:
+    """A randomly initialised 2-layer (or `layers`) BERT with m3e-small's tokenizer (the bert-base-chinese vocab)."""
     import shutil
 
     from transformers import BertConfig, BertModel
@@ -20,7 +20,7 @@ def build_tiny_base(folder: Path) -> Path:
 
     vocab_source = prepare_builtin("m3e-small")
     folder.mkdir(parents=True, exist_ok=True)
-    config = BertConfig(vocab_size=21128, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+    config = BertConfig(vocab_size=21128, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128)
     BertModel(config).save_pretrained(folder)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):

@@ -273,3 +273,22 @@ def test_sigkilled_distillation_resumes(teacher, tmp_path, capsys, monkeypatch):
     run = MlflowClient(uri).get_run(metrics["run"]["mlflow"]["run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["fanzha.command"] == "distill"
     assert run.data.params["config.distill.alpha"] == "0.7" and "kl" in run.data.metrics
+
+
+def test_a_champion_is_averaged_into_the_target(teacher, tiny_model, tmp_path):
+    from training.distill import main
+    from training.teacher import soft_targets
+
+    z_t, z_c = np.array([[2.0, 0.0, 0.0]]), np.array([[0.0, 0.0, 2.0]])
+    mixed = soft_targets([z_t, z_c], [0.75, 0.25], 2.0, [0.0, 0.0, 0.0])
+    one = lambda z: np.exp(z / 2) / np.exp(z / 2).sum()  # noqa: E731
+    assert np.allclose(mixed[0], 0.75 * one(z_t[0]) + 0.25 * one(z_c[0]), atol=1e-6)
+    shifted = soft_targets([z_t], [1.0], 1.0, [np.log(2.0), 0.0, 0.0])  # class weight 2 on class 0: twice the odds
+    assert shifted[0, 0] / shifted[0, 1] == pytest.approx(2 * np.exp(2.0), rel=1e-5)
+
+    sets = {**TINY, "output_dir": tmp_path / "model", "max_steps": 4, "save_steps": 0, "distill.champion_weight": 0.25,
+            "distill.logits_cache": tmp_path / "cache"}
+    assert main(["--teacher", str(teacher), "--champion", str(tiny_model), "--config", "", *_sets(sets)]) == 0
+    record = json.loads((tmp_path / "model" / "distill.json").read_text())
+    assert record["champion"]["weights_sha256"] == weights_sha256(tiny_model) and record["settings"]["champion_weight"] == 0.25
+    assert set(record["transfer"]["logits"]) == {"teacher", "champion"} and len(list((tmp_path / "cache").glob("*.npy"))) == 2

@@ -28,6 +28,24 @@ def build_tiny_base(folder: Path, layers: int = 2) -> Path:
     return folder
 
 
+def kill_after_first_checkpoint(command: list[str], out: Path, timeout: float = 180):
+    """Run `command` (a training CLI writing to `out`) and SIGKILL it as soon as `out` holds a
+    complete checkpoint (or it exits, or `timeout` passes); returns the finished process."""
+    import signal
+    import subprocess
+    import time
+
+    from training import resume
+
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while resume.latest(out) is None and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return proc
+
+
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory) -> Path:
     return build_tiny_base(tmp_path_factory.mktemp("tiny") / "base")

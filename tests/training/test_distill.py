@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import REPO, build_tiny_base
+from tests.conftest import REPO, build_tiny_base, kill_after_first_checkpoint
 from tests.serving.test_lifecycle import gate_config, golden, home  # noqa: F401 — fixtures: gate on a tiny golden set
 from training import resume
 from training.fingerprint import weights_sha256
@@ -247,12 +246,7 @@ def test_sigkilled_distillation_resumes(teacher, tmp_path, capsys, monkeypatch):
     out, cache = tmp_path / "model", tmp_path / "cache"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    first = subprocess.Popen(_command(teacher, out, cache), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while resume.latest(out) is None and first.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    first = kill_after_first_checkpoint(_command(teacher, out, cache), out)
     assert resume.latest(out) is not None and first.returncode == -signal.SIGKILL, "killed after its first checkpoint"
     assert not (out / "metrics.json").exists()
 

@@ -7,11 +7,10 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, kill_after_first_checkpoint
 from training import resume
 
 pytestmark = pytest.mark.slow
@@ -34,12 +33,7 @@ def test_sigkilled_run_resumes(tiny_base, tmp_path, capsys, monkeypatch):
     out = tmp_path / "model"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the subprocesses inherit it
-    first = subprocess.Popen(_command(tiny_base, out), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while resume.latest(out) is None and first.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    first = kill_after_first_checkpoint(_command(tiny_base, out), out)
     checkpoint = resume.latest(out)
     assert checkpoint is not None and first.returncode == -signal.SIGKILL, "killed after its first checkpoint"
     assert not (out / "metrics.json").exists(), "killed before it finished"

@@ -95,8 +95,11 @@ def test_student_is_cut_from_the_teachers_layers(teacher):
             student_from_teacher(model, bad)
 
 
-def test_student_artifact_has_the_kept_layers_and_the_teacher_record(distilled, teacher):
+def test_student_artifact_has_the_kept_layers_and_the_teacher_record(distilled, teacher, tmp_path):
+    import shutil
+
     from training.config import load_config
+    from training.evaluate import main as evaluate
 
     student, _, out = distilled
     config = json.loads((student / "config.json").read_text())
@@ -115,6 +118,13 @@ def test_student_artifact_has_the_kept_layers_and_the_teacher_record(distilled, 
     assert transfer["labelled_rows"] == json.loads((student / "data_manifest.json").read_text())["rows"]["train"]
     assert transfer["unlabelled_by_source"].get("synthetic:disguised", 0) > 50, transfer
     assert transfer["logits"]["teacher"]["hit"] is False and "teacher scoring" in out
+
+    data = tmp_path / "few.jsonl"  # `fanzha evaluate` takes it as it takes any model
+    data.write_text("".join(json.dumps({"text": t, "label": l}, ensure_ascii=False) + "\n" for t, l in
+                            [("您的验证码是 123456", "normal"), ("加微信领取返利", "fraud.brushing")]), encoding="utf-8")
+    copy = shutil.copytree(student, tmp_path / "model")
+    assert evaluate([str(copy), str(data), "--out", str(tmp_path / "eval.json")]) == 0
+    assert json.loads((tmp_path / "eval.json").read_text())["model"]["rows"] == 2
 
 
 def test_student_learns_the_teacher(distilled, teacher, tiny_base, tmp_path):

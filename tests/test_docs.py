@@ -152,9 +152,13 @@ def test_collect_bench_and_evaluate(tmp_path):
     assert "fanzha evaluate M D" in page and "results/tiny-eval/confusion-matrices.png" in page and "SECRET" not in page
 
 
-def test_collect_refuses_a_folder_of_another_kind(tmp_path):
+def test_collect_refuses_a_folder_of_another_kind_and_keeps_the_earlier_run(tmp_path):
     collect = load(REPO / "docs" / "results" / "collect.py")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(SystemExit, match="no results.json"):
-        collect.main([str(tmp_path / "empty"), "--name", "x", "--kind", "bench", "--command", "c",
-                      "--results-dir", str(tmp_path)])
+    results = tmp_path / "results"
+    bench = bench_output(tmp_path / "bench")
+    argv = ["--name", "run", "--command", "c", "--results-dir", str(results)]
+    assert collect.main([str(bench), "--kind", "bench", *argv]) == 0
+    with pytest.raises(SystemExit, match="no report.json"):
+        collect.main([str(bench), "--kind", "evaluate", *argv])
+    assert sorted(p.name for p in results.iterdir()) == ["run"], "no partial folder left behind"
+    assert json.loads((results / "run" / "meta.json").read_text(encoding="utf-8"))["kind"] == "bench"

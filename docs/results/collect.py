@@ -10,7 +10,8 @@ the exact command, the source folder, the git commit, each copied file's sha256)
 
 - bench (`python -m bench.run --out SRC_DIR`, what `make bench` runs): `results.json`, `results.md`.
   The exported serving artifacts, generated files and campaign stores under SRC_DIR stay behind.
-- evaluate (`fanzha evaluate ... --out SRC_DIR`, default MODEL/eval; a model folder works too):
+- evaluate (`fanzha evaluate ... --out SRC_DIR`, default MODEL/eval; a model folder, or the
+  FILE.json of `--out FILE.json`, works too):
   `report.json` without any message text (the most confident mistakes and the disguised examples
   are removed: they are rows of ../shared/data), and the report's plots as PNG files, taken out of
   `report.html` (the HTML itself lists messages, so it is not copied).
@@ -110,9 +111,12 @@ def collect_bench(src: Path, dest: Path) -> tuple[dict, list[str]]:
 
 
 def collect_evaluate(src: Path, dest: Path) -> tuple[dict, list[str]]:
-    if not (src / "report.json").is_file() and (src / "eval" / "report.json").is_file():
-        src = src / "eval"  # a model folder: its default report folder
-    report = src / "report.json"
+    if src.suffix == ".json" and src.is_file():  # `fanzha evaluate ... --out FILE.json`: FILE.html beside it
+        report = src
+    else:
+        if not (src / "report.json").is_file() and (src / "eval" / "report.json").is_file():
+            src = src / "eval"  # a model folder: its default report folder
+        report = src / "report.json"
     if not report.is_file():
         raise SystemExit(f"collect: {src} has no report.json — is it the report folder of `fanzha evaluate` (MODEL/eval)?")
     data = json.loads(report.read_text(encoding="utf-8"))
@@ -120,7 +124,7 @@ def collect_evaluate(src: Path, dest: Path) -> tuple[dict, list[str]]:
     (dest / "report.json").write_text(json.dumps(without_texts(data, removed), indent=2, ensure_ascii=False) + "\n",
                                       encoding="utf-8")
     files, plots = ["report.json"], []
-    html = src / "report.html"
+    html = report.with_suffix(".html")
     if html.is_file():
         for title, payload in PLOT.findall(html.read_text(encoding="utf-8")):
             png = base64.b64decode(payload)
@@ -142,7 +146,7 @@ def sha256(path: Path) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="docs/results/collect.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("src", type=Path, help="the folder the run wrote (bench: --out; evaluate: the report folder)")
+    parser.add_argument("src", type=Path, help="what the run wrote: bench: its --out folder; evaluate: the report folder (MODEL/eval), a model folder, or the report .json")
     parser.add_argument("--name", required=True, help="folder name under docs/results/ (lower case, e.g. sms-bench)")
     parser.add_argument("--kind", required=True, choices=KINDS)
     parser.add_argument("--command", required=True, help="the exact command that produced SRC")
@@ -151,18 +155,25 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not NAME.match(args.name):
         parser.error(f"--name {args.name!r}: use lower-case letters, digits, '.', '_' and '-'")
-    if not args.src.is_dir():
-        parser.error(f"{args.src} is not a folder")
+    if not (args.src.is_dir() or (args.kind == "evaluate" and args.src.suffix == ".json" and args.src.is_file())):
+        parser.error(f"{args.src} is not a folder (or, for --kind evaluate, a report .json file)")
     dest = args.results_dir / args.name
+    work = args.results_dir / f".{args.name}.partial"  # a failed collect leaves an earlier run as it was
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        about, files = (collect_bench if args.kind == "bench" else collect_evaluate)(args.src, work)
+        meta = {"name": args.name, "kind": args.kind, "command": args.command, "note": args.note,
+                "collected": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(), "source": str(args.src),
+                "git_commit": git_commit(), **about,
+                "files": {f: sha256(work / f) for f in files}}
+        (work / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     if dest.exists():
         shutil.rmtree(dest)  # a name is one run: collecting again replaces it
-    dest.mkdir(parents=True)
-    about, files = (collect_bench if args.kind == "bench" else collect_evaluate)(args.src, dest)
-    meta = {"name": args.name, "kind": args.kind, "command": args.command, "note": args.note,
-            "collected": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(), "source": str(args.src),
-            "git_commit": git_commit(), **about,
-            "files": {f: sha256(dest / f) for f in files}}
-    (dest / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    work.rename(dest)
     print(f"collected {len(files)} file(s) into {dest}: {', '.join(files)}")
     return 0
 

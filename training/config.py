@@ -18,7 +18,7 @@ import yaml
 from training.examples import WEIGHT_POWERS
 
 CLASS_WEIGHTS = (*WEIGHT_POWERS, "none")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "bf16-if-native")
 TRACKING = ("mlflow", "none")
 
 
@@ -90,8 +90,14 @@ class TrainConfig:
     seed: int = _help("seed for initialization, shuffling and data", 0)
     threads: int = _help("torch CPU threads per process (0: the cores shared among the processes on this machine)", 0)
     precision: str = _help("'auto' (bf16 where the GPU supports it, else fp16 on CUDA, fp32 on CPU), 'fp32', "
-                           "'bf16' (autocast, also on CPU) or 'fp16' (CUDA only); the GPU is used when there is one",
+                           "'bf16' (autocast, also on CPU), 'fp16' (CUDA only) or 'bf16-if-native' (as auto on "
+                           "a GPU; on a CPU bf16 autocast only where it computes bf16 natively: AVX512-BF16 or "
+                           "AMX, else fp32); the GPU is used when there is one",
                            "auto")
+    attention_dropout: typing.Optional[float] = _help(
+        "dropout on the attention probabilities (null: the base model's, 0.1 for m3e-small). 0 lets PyTorch's "
+        "SDPA take its fused CPU kernel: with dropout it falls back to a slow path (bernoulli masks of "
+        "batch x heads x length^2), which made a 2-core SMS step ~1.5-2x slower (issue 20)", None)
     # 200: the SMS model runs 2,495 steps in 52 min on 2 CPU cores (0.8 steps/s), so a crash loses
     # at most ~4 min of it; writing a checkpoint of m3e-small (weights + AdamW state) takes ~1 s.
     save_steps: int = _help("write a checkpoint (OUTPUT/checkpoints) every this many optimizer steps, for "
@@ -133,6 +139,9 @@ class TrainConfig:
             raise ConfigError("gradient_accumulation_steps must be >= 1")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.attention_dropout is not None and (isinstance(self.attention_dropout, bool) or not isinstance(
+                self.attention_dropout, (int, float)) or not 0 <= self.attention_dropout < 1):
+            raise ConfigError(f"attention_dropout={self.attention_dropout!r} must be null or within [0, 1)")
         if self.save_steps < 0 or self.save_total_limit < 1:
             raise ConfigError("save_steps must be >= 0 and save_total_limit >= 1")
         if self.tracking not in TRACKING:

@@ -210,8 +210,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     run = TrainingRun(cfg, resume)
     base = resolve(cfg.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base, do_lower_case=True)
+    dropout = {} if cfg.attention_dropout is None else {"attention_probs_dropout_prob": cfg.attention_dropout}
     model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=len(run.taxonomy.classes), id2label=run.taxonomy.id2label, label2id=run.taxonomy.label2id)
+        base, num_labels=len(run.taxonomy.classes), id2label=run.taxonomy.id2label, label2id=run.taxonomy.label2id,
+        **dropout)
     train_ds = build_dataset(run.splits["train"], tokenizer, run.taxonomy, cfg.max_length, run.weights, cfg.augment,
                              cfg.seed)
     return fit(run, model, tokenizer, train_ds, trainer_class(), collate)

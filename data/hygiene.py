@@ -26,6 +26,25 @@ SPLITS = ("train", "validation", "test")
 # words are content ("商务部发言人：…", "嫌疑人特征：…" are hard negatives), so SMS are not scrubbed.
 ROLE_WORDS = ("诈骗者", "诈骗犯", "诈骗分子", "骗子", "受害人", "受害者", "嫌疑人", "嫌疑", "陌生人", r"发言人\d*")
 CHAT_SOURCES = frozenset({"golfxiao_dialogs", "teleantifraud_synth"})
+# Which legitimate rows fit a fraud block threshold (config key certify_legit): all of them, or
+# "sms": the SMS-like ones, without chat utterances (the noisiest legitimate rows: victims' turns
+# quote the scammer). One rule for the served certificate (serving/certify.py) and for the
+# threshold `fanzha evaluate` reports blocked recall at (training/evaluate.py).
+LEGIT_SETS = ("all", "sms")
+
+
+def legit_for_threshold(is_legit, sources, which: str):
+    """The boolean mask of legitimate rows that fit the block threshold under `certify_legit: which`."""
+    import numpy as np
+
+    if which not in LEGIT_SETS:
+        raise ValueError(f"certify_legit must be one of {LEGIT_SETS}, got {which!r}")
+    is_legit = np.asarray(is_legit, dtype=bool)
+    if which == "all":
+        return is_legit
+    return is_legit & ~np.array([source in CHAT_SOURCES for source in sources], dtype=bool)
+
+
 _BOUNDARY = r"(^|[\n。！？!?；;…])\s*"
 _TOKEN = r"[^\s，。！？,.!?：:；;（）()“”\"']{0,3}"  # "骗子小王：", "受害人A：", not a whole clause
 _ROLE_PREFIX = re.compile(_BOUNDARY + _TOKEN + "(?:" + "|".join(ROLE_WORDS) + ")" + _TOKEN + r"\s*[:：]\s*")

@@ -39,7 +39,7 @@ import numpy as np
 from data.calibration import (CONFIDENCE, MAX_FPR, allowed_false_blocks, block_figures, block_threshold,
                               fit_temperature)
 from data.encoding import prepare
-from data.hygiene import CHAT_SOURCES
+from data.hygiene import CHAT_SOURCES, LEGIT_SETS, legit_for_threshold
 from serving.predictor import calibrated
 from data.taxonomy import Taxonomy, label_kinds, load_taxonomy
 
@@ -48,7 +48,6 @@ INT8 = "model.int8.onnx"
 MAX_RECALL_DROP = 0.01  # one point of blocked fraud recall
 
 
-LEGIT_SETS = ("all", "sms")  # which legitimate rows fit `block_threshold` (config key certify_legit)
 
 
 class _Split:
@@ -62,10 +61,11 @@ class _Split:
         self.allowed = np.array([taxonomy.allowed_mask(label) for label in self.labels], dtype=bool)
         self.is_fraud, self.is_legit = label_kinds(self.labels, taxonomy)
         # chat utterances (data/hygiene.py CHAT_SOURCES): what `certify_legit: sms` leaves out
-        self.is_chat = np.array([source in CHAT_SOURCES for _, _, source in kept], dtype=bool)
+        self.sources = [source for _, _, source in kept]
+        self.is_chat = np.array([source in CHAT_SOURCES for source in self.sources], dtype=bool)
 
     def legit(self, which: str) -> np.ndarray:
-        return self.is_legit & ~self.is_chat if which == "sms" else self.is_legit
+        return legit_for_threshold(self.is_legit, self.sources, which)
 
 
 def served_prepare(predictor):

@@ -37,6 +37,7 @@ import torch
 from tqdm import tqdm
 
 from data.encoding import configure_tokenizer, encode_ids, pad, prepare
+from data.hygiene import legit_for_threshold
 from data.normalize import Normalizer
 from data.tables import read_table
 from data.taxonomy import load_taxonomy
@@ -259,6 +260,7 @@ def main(argv=None) -> int:
     own_table = model_normalizer(args.model)  # as training saw it and serving will: the model's copy of the table
     logit_fn = lambda texts, progress=False: predict_logits(model, tokenizer, texts, cfg["max_length"], progress=progress,  # noqa: E731
                                                             normalizer=own_table)
+    legit_set = cfg.get("certify_legit", "all")  # which legitimate rows fit the block threshold
     folder = args.data.is_dir()
     test = load_rows(args.data / "test.jsonl" if folder else args.data, args.max_rows)
     val = load_rows(args.data / "validation.jsonl", args.max_rows) if folder and (args.data / "validation.jsonl").is_file() else []
@@ -281,12 +283,14 @@ def main(argv=None) -> int:
         val_logits = logit_fn([r["text"] for r in val], progress=True)
         allowed = np.array([taxonomy.allowed_mask(r["label"]) for r in val], dtype=bool)
         temperature = fit_temperature(val_logits, allowed)
-        legit = label_kinds([r["label"] for r in val], taxonomy)[1]
+        # fitted on the legitimate rows the served SMS certificate is fitted on (certify_legit)
+        legit = legit_for_threshold(label_kinds([r["label"] for r in val], taxonomy)[1],
+                                    [r.get("source") for r in val], legit_set)
         fraud_val = category_scores(softmax(val_logits / temperature), taxonomy)["fraud"]
         threshold = block_threshold(fraud_val, legit, args.max_fpr, confidence=args.fpr_confidence)
         calibration = {"temperature": temperature, "block_threshold": threshold, "max_fpr": args.max_fpr,
                        "fpr_confidence": args.fpr_confidence, "validation_rows": len(val), "data": str(args.data),
-                       "variant": "pytorch fp32", **weights}
+                       "legit": legit_set, "legit_rows": int(legit.sum()), "variant": "pytorch fp32", **weights}
         calibration_path.write_text(json.dumps(calibration, indent=2), encoding="utf-8")
     temperature = calibration.get("temperature", 1.0)
     threshold = calibration.get("block_threshold", 0.9)
@@ -298,8 +302,10 @@ def main(argv=None) -> int:
         "category; argmax_rule: plain argmax)", **weights,
         "policy": {"path": str(policy_path) if policy_path else None,
                    "sha256": file_sha256(policy_path) if policy_path and policy_path.is_file() else None,
-                   "fraud_block": threshold, "fraud_block_from": "calibration.json (validation)" if "block_threshold"
-                   in calibration else "default 0.9 (no calibration for these weights)"}}
+                   "fraud_block": threshold, "fraud_block_from": (
+                       f"calibration.json (validation, legitimate rows: {calibration.get('legit', 'all')}, as "
+                       f"certify_legit)" if "block_threshold" in calibration
+                       else "default 0.9 (no calibration for these weights)")}}
     reports["model"]["calibration"] = calibration
     reports["model"]["confident_errors"] = confident_errors(probs, test, taxonomy)
     labels = [r["label"] for r in test]
@@ -323,7 +329,8 @@ def main(argv=None) -> int:
         b_probes = b_probs[len(val) + len(test):]
         b_threshold = threshold
         if val:
-            legit = label_kinds([r["label"] for r in val], taxonomy)[1]
+            legit = legit_for_threshold(label_kinds([r["label"] for r in val], taxonomy)[1],
+                                        [r.get("source") for r in val], legit_set)
             b_threshold = block_threshold(category_scores(b_val, taxonomy)["fraud"], legit, args.max_fpr,
                                           confidence=args.fpr_confidence)
         reports["baseline"] = scorecard(b_test, test, taxonomy, b_threshold)

@@ -1,0 +1,75 @@
+"""`fanzha evaluate` reports blocked recall (test split, probes) at the threshold the served
+certificate is fitted by: for a model trained with `certify_legit: sms` the block threshold is
+fitted on SMS-like legitimate validation rows, as serving/certify.py certifies the SMS channel,
+not on all of them (chat utterances included), which would report a stricter threshold than the
+one /classify serves (issue 19)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from data.hygiene import legit_for_threshold
+from data.synth import generate
+from data.taxonomy import label_kinds, load_taxonomy
+from training.calibration import block_threshold, softmax
+from training.metrics import category_scores
+from training.evaluate import main as evaluate_main, model_normalizer, predict_logits
+
+pytestmark = pytest.mark.slow
+MAX_FPR = 0.01
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    synthetic = generate(900, seed=7)
+    fraud = [r for r in synthetic if r["label"].startswith("fraud")]
+    # victims' turns quoting the scammer: legitimate chat utterances that read like fraud
+    chat = [{"text": "对方说：" + r["text"], "label": "normal", "source": "golfxiao_dialogs"} for r in fraud[:150]]
+    folder = tmp_path_factory.mktemp("corpus")
+    _write(folder / "validation.jsonl", synthetic + chat)
+    _write(folder / "test.jsonl", generate(300, seed=8))
+    return folder, synthetic + chat
+
+
+@pytest.mark.parametrize("which", ["sms", "all"])
+def test_evaluate_fits_the_block_threshold_on_the_certified_legit_rows(tiny_serving_better, corpus, tmp_path, which):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_serving_better.parent / "model", model_dir)
+    cfg_path = model_dir / "train_config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    cfg["certify_legit"] = which
+    cfg_path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    folder, validation = corpus
+    assert evaluate_main([str(model_dir), str(folder), "--no-baseline", "--max-fpr", str(MAX_FPR),
+                          "--out", str(tmp_path / "eval")]) in (0, None)
+    calibration = json.loads((model_dir / "calibration.json").read_text(encoding="utf-8"))
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    taxonomy = load_taxonomy(cfg.get("taxonomy")).with_classes(
+        [model.config.id2label[i] for i in range(model.config.num_labels)])
+    logits = predict_logits(model, AutoTokenizer.from_pretrained(model_dir), [r["text"] for r in validation],
+                            cfg["max_length"], normalizer=model_normalizer(model_dir))
+    probs = softmax(logits / calibration["temperature"])
+    fraud_score = category_scores(probs, taxonomy)["fraud"]
+    legit = label_kinds([r["label"] for r in validation], taxonomy)[1]
+    sms_only = legit & ~np.array([r.get("source") == "golfxiao_dialogs" for r in validation])
+    sms = block_threshold(fraud_score, sms_only, MAX_FPR)
+    everything = block_threshold(fraud_score, legit, MAX_FPR)
+    assert sms < everything, "the chat utterances must be what sets the all-rows threshold here"
+    expected = sms if which == "sms" else everything
+    assert calibration["block_threshold"] == pytest.approx(expected, rel=1e-4)
+    assert calibration["legit"] == which
+    assert legit_for_threshold(legit, [r.get("source") for r in validation], which).sum() == \
+        (sms_only.sum() if which == "sms" else legit.sum())
+    report = json.loads((tmp_path / "eval" / "report.json").read_text(encoding="utf-8"))
+    assert report["model"]["describes"]["policy"]["fraud_block"] == calibration["block_threshold"]

@@ -10,7 +10,9 @@ manifest of fingerprints (`golden.json`):
   enough legitimate rows (default 4100, ~4800 with the other sets) that a false-block ceiling of
   0.1 % can be shown with 95 % confidence (Clopper-Pearson): 0 blocks among n rows needs n >= 2995,
   1 block n >= 4744;
-- `probes`: the hand-written messages of data/probes/ (a smoke signal: same authors as the templates);
+- `probes`: the hand-written messages of data/probes/: the template-adjacent set (a smoke signal: same
+  authors as the templates) and the independent set (data/probes/independent/, written blind to them;
+  `source` is `independent:<region>`: cn, tw, hk, mo);
 - `disguised`: copies of held-out fraud (and of the fraud probes) in every data/obfuscate.py kind;
 - `notices`: legitimate notices (verification codes, bank, delivery) from the synthetic templates of
   the *test* family (template split seed 0, what the models were trained with), never seen in training.
@@ -95,6 +97,15 @@ def _row(text: str, label: str, source: str, set_name: str, disguise: str = "non
     return {"set": set_name, "text": text, "label": label, "source": source, "category": category,
             "fraud_type": label if is_fraud[0] else "-", "disguise": disguise, "script": script_of(text),
             "length": length_bucket(text)}
+
+
+def probe_source(row: dict, path: Path) -> str:
+    """A probe's `source` slice: its own (`probe_short`, ...: the template-adjacent set), else the
+    set's folder and the row's region (`independent:tw`), so the gate reports each region of the
+    independent probes (data/probes/independent/) on its own."""
+    if row.get("source"):
+        return str(row["source"])
+    return f"{path.parent.name}:{row['region']}" if row.get("region") else "probe"
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -189,10 +200,9 @@ def build(out: Path, data: Path, probes: Path = PROBES, sizes: Sizes | None = No
     if not corpus.is_file():
         raise GoldenError(f"held-out corpus not found: {corpus} (build it with `python -m data.sources --out "
                           f"artifacts/data/all`, or pass --data FILE.jsonl)")
-    probe_files = sorted(probes.glob("*.jsonl")) if probes.is_dir() else [probes] if probes.is_file() else []
+    probe_files = sorted(probes.rglob("*.jsonl")) if probes.is_dir() else [probes] if probes.is_file() else []
     held = [r for r in _read_jsonl(corpus) if r.get("split", "test") == "test"]
-    probe_rows = [_row(r["text"], r["label"], str(r.get("source", "probe")), "probes")
-                  for p in probe_files for r in _read_jsonl(p)]
+    probe_rows = [_row(r["text"], r["label"], probe_source(r, p), "probes") for p in probe_files for r in _read_jsonl(p)]
     sets = {"heldout": heldout_rows(held, sizes), "probes": probe_rows}
     sets["disguised"], unchanged = disguised_rows([r for r in sets["heldout"] if r["category"] == "fraud"],
                                                   probe_rows, sizes)

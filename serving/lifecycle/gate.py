@@ -167,6 +167,9 @@ def slice_table(rows: list[dict], cand: list[str], champ: list[str] | None, cfg:
                     (lambda a: float((a[idx] == "block").mean()))
                 entry = {"field": fld, "value": value, "part": part, "metric": metric, "rows": n,
                          "candidate": rate(act_c), "champion": rate(act_o) if act_o is not None else None}
+                if part == "fraud":  # reported beside the gated flagged recall: what is stopped, not just marked
+                    entry["blocked_candidate"] = float((act_c[idx] == "block").mean())
+                    entry["blocked_champion"] = float((act_o[idx] == "block").mean()) if act_o is not None else None
                 if act_o is None:
                     entry.update(limit=None, passed=None, skipped="no champion")
                 elif n < cfg["min_rows"]:
@@ -308,9 +311,11 @@ def write_report(report: dict, folder: Path) -> tuple[Path, Path]:
     gates = _html_table(["gate", "candidate", "champion", "limit", "result", "detail"],
                         [[g["name"], g["candidate"], g["champion"], g["limit"], "pass" if g["passed"] else "FAIL", g["detail"]]
                          for g in report["gates"]], ["pass" if g["passed"] else "fail" for g in report["gates"]])
-    slices = _html_table(["field", "value", "part", "metric", "rows", "candidate", "champion", "limit", "result"],
+    slices = _html_table(["field", "value", "part", "metric", "rows", "candidate", "champion", "limit", "result",
+                          "blocked (candidate)", "blocked (champion)"],
                          [[s["field"], s["value"], s["part"], s["metric"], s["rows"], s["candidate"], s["champion"], s["limit"],
-                           s["skipped"] and f"skipped: {s['skipped']}" or ("pass" if s["passed"] else "FAIL")] for s in report["slices"]],
+                           s["skipped"] and f"skipped: {s['skipped']}" or ("pass" if s["passed"] else "FAIL"),
+                           s.get("blocked_candidate"), s.get("blocked_champion")] for s in report["slices"]],
                          ["" if s["passed"] is None else "pass" if s["passed"] else "fail" for s in report["slices"]])
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>fanzha gate: {html.escape(verdict)}</title><style>"
             "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"

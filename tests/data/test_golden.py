@@ -50,3 +50,20 @@ def test_cli_refuses_to_overwrite_a_frozen_set_and_a_missing_corpus(corpus, tmp_
     assert main(args) == 2 and "frozen" in capsys.readouterr().err
     assert main(["--out", str(tmp_path / "h"), "--data", str(tmp_path / "none.jsonl")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_the_independent_probes_are_golden_rows_sliced_by_region(corpus, tmp_path):
+    """Both probe sets reach the gate, which decides through the served engine: the independent
+    set (data/probes/independent/, written blind to the templates) with `source` per region."""
+    from data.golden import PROBES
+
+    build(tmp_path / "g", corpus, sizes=SMALL)
+    probes = [r for r in load_golden(tmp_path / "g").rows if r["set"] == "probes"]
+    independent = [json.loads(line) for line in (PROBES / "independent" / "probes.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    template_adjacent = (PROBES / "ood_sms.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(probes) == len(independent) + len([line for line in template_adjacent if line.strip()])
+    by_source = {}
+    for r in probes:
+        by_source[r["source"]] = by_source.get(r["source"], 0) + 1
+    assert {f"independent:{region}" for region in ("cn", "tw", "hk", "mo")} <= set(by_source)
+    assert sum(n for s, n in by_source.items() if s.startswith("independent:")) == len(independent)

@@ -99,6 +99,10 @@ def test_gate_promotes_the_good_model_and_refuses_the_worse(tags, golden, gate_c
     assert store.get("fanzha-tiny", "champion") == good, "a refused candidate moves nothing"
     verdicts = store.read("fanzha-tiny")["verdicts"][worse]
     assert verdicts[-1]["passed"] is False and Path(verdicts[-1]["report"]).is_file()  # HTML stored with it
+    gate = json.loads((Path(verdicts[-1]["report"]).parent / "gate.json").read_text(encoding="utf-8"))
+    fraud_slices = [s for s in gate["slices"] if s["part"] == "fraud"]
+    assert fraud_slices and all(0 <= s["blocked_candidate"] <= s["candidate"] <= 1 for s in fraud_slices)  # blocked ⊆ flagged
+    assert all(s["blocked_champion"] is not None for s in fraud_slices)
 
     assert cli(["models", "fanzha-tiny"]) == 0
     listing = capsys.readouterr().out

@@ -162,6 +162,27 @@ def test_rows(model_dir: Path, cap: int = 2000, seed: int = 0, data: Path | None
 test_rows.__test__ = False  # not a pytest test
 
 
+def check_same_split(model_dir: Path, manifest: dict, split: str) -> None:
+    """The `split` rows rebuilt from train_config.yaml are the ones the model was trained beside
+    (data_manifest.json: sha256 of every split file). A generator or corpus changed since would
+    certify the model on other rows than its own validation: refused, saying which file differs."""
+    import json
+
+    trained = Path(model_dir) / "data_manifest.json"
+    if not trained.is_file():
+        return
+    name = f"{split}.jsonl"
+    def split_files(m: dict) -> list[tuple[str, str]]:
+        return [(Path(f["path"]).parent.name, f["sha256"]) for f in m.get("files", []) if Path(f["path"]).name == name]
+    then, now = split_files(json.loads(trained.read_text(encoding="utf-8"))), split_files(manifest)
+    if then and then != now:
+        changed = [f"{folder} (sha256 {a[:12]} at training, {b[:12]} now)" for (folder, a), (_, b) in zip(then, now) if a != b]
+        raise GuardError(f"the {split} split rebuilt from {Path(model_dir) / 'train_config.yaml'} is not the one this "
+                         f"model was trained beside: {', '.join(changed) or 'other files'} — the synthetic generator or "
+                         f"a corpus changed since training. Pass --guard-data with the model's own {split} data "
+                         f"(a corpus folder or labelled JSONL), or retrain")
+
+
 def split_rows(model_dir: Path, split: str, cap: int = 2000, seed: int = 0,
                data: Path | None = None) -> tuple[list[dict], str]:
     import random
@@ -184,9 +205,10 @@ def split_rows(model_dir: Path, split: str, cap: int = 2000, seed: int = 0,
                              f"pass --guard-data DIR_OR_FILE, or --no-int8 to export without the int8 variant")
         with tempfile.TemporaryDirectory() as work:
             try:
-                splits, _ = load_splits(cfg.data, load_taxonomy(cfg.taxonomy), Path(work))
+                splits, manifest = load_splits(cfg.data, load_taxonomy(cfg.taxonomy), Path(work))
             except DataError as e:
                 raise GuardError(f"cannot load the {split} data for the accuracy guard: {e}") from e
+        check_same_split(model_dir, manifest, split)
         rows = splits[split]
         where = f"{split} split of {model_dir / 'train_config.yaml'} (synthetic_n={cfg.data.synthetic_n}, " \
                 f"corpus_dirs={cfg.data.corpus_dirs})"

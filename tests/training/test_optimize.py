@@ -120,3 +120,24 @@ def test_timing_command_and_choice(tiny_serving, capsys):
     assert optimize.fastest(timings) == "int8"
     timings["int8"]["batch32_msg_per_s"] = 15  # fast alone, slow in batches: the sum of relative times decides
     assert optimize.fastest(timings) == "opt"
+
+
+def test_a_validation_split_that_changed_since_training_is_refused(tiny_model, tmp_path):
+    """Export certifies on the model's own validation split, rebuilt from train_config.yaml. When the
+    rebuilt rows are not the ones the model was trained beside (a generator changed since), the
+    threshold would be certified on other rows: refused, naming the file, unless --guard-data."""
+    import json
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    manifest = json.loads((model / "data_manifest.json").read_text(encoding="utf-8"))
+    entry = next(f for f in manifest["files"] if f["path"].endswith("validation.jsonl"))
+    entry["sha256"] = "0" * 64  # what a model trained on an older generator's rows records
+    (model / "data_manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(optimize.GuardError, match=r"validation split rebuilt .* is not the one this model was trained "
+                                                  r"beside: synthetic \(sha256 000000000000 at training.*--guard-data"):
+        optimize.validation_rows(model, cap=20)
+    given = tmp_path / "val.jsonl"
+    given.write_text('{"text": "验证码 1234", "label": "normal"}\n', encoding="utf-8")
+    assert optimize.validation_rows(model, data=given)[0][0]["label"] == "normal"

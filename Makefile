@@ -11,7 +11,7 @@ PORT    ?= 3000
 STAMP   := $(VENV)/.fanzha-setup
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test train evaluate export serve score diff bench corpus bento docs docs-serve clean
+.PHONY: help setup demo test train evaluate export serve score diff bench bench-train corpus bento docs docs-serve clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,6 +53,9 @@ diff: $(STAMP) ## compare two scored files: make diff OLD=old.parquet NEW=new.pa
 
 bench: $(STAMP) ## benchmark engines, the HTTP service and its peers: make bench [MODEL=artifacts/sms/model SERVING=... SHADOW=other/serving]
 	$(BIN)/python -m bench.run --model $(MODEL) --serving $(SERVING) --out artifacts/bench $(if $(SHADOW),--shadow-serving $(SHADOW))
+
+bench-train: $(STAMP) ## time a CPU training step under each speed recipe, same batches: make bench-train [CONFIG=configs/sms.yaml]
+	$(BIN)/python -m bench.train_step --config $(if $(filter configs/default.yaml,$(CONFIG)),configs/sms.yaml,$(CONFIG)) --out artifacts/bench-train
 
 corpus: $(STAMP) ## write the embedded synthetic corpus to artifacts/corpus
 	$(BIN)/fanzha corpus --out artifacts/corpus

@@ -51,3 +51,23 @@ def test_bench_quick_runs_every_part_and_writes_ratios(tiny_model, tiny_serving,
     assert "**Shadow**" in table and "Mixed lengths" in table
     assert "floor: the service over a null model" in table
     assert "| ort-int8 |" in table and "service_vs_peer" in table and "/classify with /chat beside it" in table
+
+
+def test_train_step_bench_times_each_recipe_on_the_same_batches(tiny_base, tmp_path):
+    """`make bench-train`: every recipe timed on the same batches, the ratios against `before`."""
+    import json as _json
+
+    from bench import train_step
+
+    out = tmp_path / "bench-train"
+    assert train_step.main(["--config", str(REPO / "configs/default.yaml"), "--set", f"base_model={tiny_base}",
+                            "--set", "data.synthetic_n=300", "--set", "max_length=32", "--set", "batch_size=8",
+                            "--batches", "3", "--rounds", "2", "--out", str(out)]) == 0
+    result = _json.loads((out / "train_step.json").read_text(encoding="utf-8"))
+    recipes = result["recipes"]
+    assert {"before", "no_attention_dropout"} <= set(recipes)
+    assert recipes["before"]["speedup_vs_before"] == 1.0
+    for r in recipes.values():
+        assert r["step"] > 0 and len(r["step_by_round"]) == 2
+        assert abs(r["forward"] + r["backward"] + r["optimizer"] - r["step"]) < 0.5
+    assert result["steps_per_epoch"] > 0 and "| before |" in (out / "train_step.md").read_text(encoding="utf-8")

@@ -162,7 +162,7 @@ def distill(cfg: TrainConfig, settings: DistillConfig, teacher: Path, champion: 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from training import teacher as teachers
-    from training.prior import log_weights
+    from training.prior import correct_model, log_weights
     from training.train import TrainingRun, build_dataset, fit
 
     teacher, champion = Path(teacher), Path(champion) if champion else None
@@ -182,6 +182,11 @@ def distill(cfg: TrainConfig, settings: DistillConfig, teacher: Path, champion: 
     model = AutoModelForSequenceClassification.from_pretrained(teacher)
     student = teachers.student_from_teacher(model, list(settings.student_layers))
     del model
+    # The class-weighted loss trains in a space shifted by log w, which the prior correction takes
+    # out of the artifact at the end: the targets get the shift, and so does the student's start
+    # (the teacher's head is corrected), else the correction would remove a shift never learnt.
+    shift = log_weights(run.weights, classes) if run.weights and cfg.prior_correction else [0.0] * len(classes)
+    correct_model(student, [-s for s in shift])
     tokenizer = AutoTokenizer.from_pretrained(teacher)
 
     labelled, pool = run.splits["train"], transfer_pool(cfg, settings, run.splits, run.taxonomy)
@@ -195,7 +200,6 @@ def distill(cfg: TrainConfig, settings: DistillConfig, teacher: Path, champion: 
                                                          settings.teacher_batch_size, role)
             scored.append(logits)
     mix = [1 - settings.champion_weight, settings.champion_weight] if champion else [1.0]
-    shift = log_weights(run.weights, classes) if run.weights and cfg.prior_correction else [0.0] * len(classes)
     soft = teachers.soft_targets(scored, mix, settings.temperature, shift)
     index = {t: i for i, t in enumerate(targets)}
     dataset = build_dataset(rows, tokenizer, run.taxonomy, cfg.max_length, run.weights, cfg.augment, cfg.seed,

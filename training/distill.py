@@ -180,7 +180,8 @@ def distill(cfg: TrainConfig, settings: DistillConfig, teacher: Path, champion: 
         if record:
             record["max_length"] = record["max_length"] or cfg.max_length
     model = AutoModelForSequenceClassification.from_pretrained(teacher)
-    student = teachers.student_from_teacher(model, list(settings.student_layers))
+    dropout = {} if cfg.attention_dropout is None else {"attention_probs_dropout_prob": cfg.attention_dropout}
+    student = teachers.student_from_teacher(model, list(settings.student_layers), **dropout)  # as fanzha train
     del model
     # The class-weighted loss trains in a space shifted by log w, which the prior correction takes
     # out of the artifact at the end: the targets get the shift, and so does the student's start

@@ -49,14 +49,15 @@ def check_layers(layers: list[int], available: int) -> None:
                           f"[0, {available - 1}] of the teacher's {available} layers")
 
 
-def student_from_teacher(teacher, layers: list[int]):
+def student_from_teacher(teacher, layers: list[int], **config_overrides):
     """A fresh model of the teacher's kind with len(layers) encoder layers, holding the teacher's
-    weights for everything but the layers left out (a strict load: nothing is left at random)."""
+    weights for everything but the layers left out (a strict load: nothing is left at random).
+    `config_overrides`: model config keys that change no weight (attention_probs_dropout_prob)."""
     from transformers import AutoModelForSequenceClassification
 
     check_layers(layers, teacher.config.num_hidden_layers)
     config = copy.deepcopy(teacher.config)
-    config.num_hidden_layers = len(layers)
+    config.update({**config_overrides, "num_hidden_layers": len(layers)})
     student = AutoModelForSequenceClassification.from_config(config)
     state = {}
     for key, value in teacher.state_dict().items():

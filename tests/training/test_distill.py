@@ -84,8 +84,8 @@ def test_student_is_cut_from_the_teachers_layers(teacher):
     from training.teacher import student_from_teacher
 
     model = AutoModelForSequenceClassification.from_pretrained(teacher)
-    student = student_from_teacher(model, [1, 3])
-    assert student.config.num_hidden_layers == 2
+    student = student_from_teacher(model, [1, 3], attention_probs_dropout_prob=0.0)
+    assert student.config.num_hidden_layers == 2 and student.config.attention_probs_dropout_prob == 0.0
     ours, theirs = student.state_dict(), model.state_dict()
     for key, value in ours.items():  # renumbered layers, everything else (embeddings, pooler, classifier) as is
         source = re.sub(r"encoder\.layer\.(\d+)\.", lambda m: f"encoder.layer.{[1, 3][int(m.group(1))]}.", key)
@@ -250,6 +250,8 @@ def test_student_goes_through_the_gate_against_its_teacher(serving_pair, home, g
     fraud_slices = [s for s in report["slices"] if s["part"] == "fraud"]
     assert {s["field"] for s in fraud_slices} >= {"fraud_type", "disguise"}
     assert all(s["metric"] == "flagged_recall" and s["champion"] is not None for s in fraud_slices)
+    assert all(0 <= s["blocked_candidate"] <= 1 and s["blocked_champion"] is not None for s in fraud_slices), \
+        "blocked fraud recall per slice, beside the gated flagged recall"
 
 
 def _command(teacher, out, cache, *extra):

@@ -291,11 +291,15 @@ def main(argv=None) -> int:
         calibration = {"temperature": temperature, "block_threshold": threshold, "max_fpr": args.max_fpr,
                        "fpr_confidence": args.fpr_confidence, "validation_rows": len(val), "data": str(args.data),
                        "legit": legit_set, "legit_rows": int(legit.sum()), "variant": "pytorch fp32", **weights}
+        if legit_set == "sms":  # /chat's threshold, fitted on every legitimate row (serving/certify.py)
+            calibration["chat_block_threshold"] = block_threshold(
+                fraud_val, label_kinds([r["label"] for r in val], taxonomy)[1], args.max_fpr, confidence=args.fpr_confidence)
         calibration_path.write_text(json.dumps(calibration, indent=2), encoding="utf-8")
     temperature = calibration.get("temperature", 1.0)
     threshold = calibration.get("block_threshold", 0.9)
     probs = softmax(test_logits / temperature)
-    reports = {"model": scorecard(probs, test, taxonomy, threshold)}
+    chat_threshold = calibration.get("chat_block_threshold")
+    reports = {"model": scorecard(probs, test, taxonomy, threshold, chat_block_threshold=chat_threshold)}
     policy_path = Path(cfg["policy"]) if cfg.get("policy") else None
     reports["model"]["describes"] = {
         "variant": "pytorch fp32", "model": str(args.model), "label_rule": "served (best class in the most probable "
@@ -333,7 +337,12 @@ def main(argv=None) -> int:
                                         [r.get("source") for r in val], legit_set)
             b_threshold = block_threshold(category_scores(b_val, taxonomy)["fraud"], legit, args.max_fpr,
                                           confidence=args.fpr_confidence)
-        reports["baseline"] = scorecard(b_test, test, taxonomy, b_threshold)
+            if legit_set == "sms":
+                b_chat = block_threshold(category_scores(b_val, taxonomy)["fraud"],
+                                         label_kinds([r["label"] for r in val], taxonomy)[1], args.max_fpr,
+                                         confidence=args.fpr_confidence)
+        reports["baseline"] = scorecard(b_test, test, taxonomy, b_threshold,
+                                        chat_block_threshold=b_chat if val and legit_set == "sms" else None)
         curves["baseline"] = (category_scores(b_test, taxonomy)["fraud"], curves["model"][1])
         reports["baseline"]["per_dataset"] = per_dataset(train_rows, test, taxonomy)
     if args.obfuscate:

@@ -17,6 +17,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from data.hygiene import CHAT_SOURCES
 from data.taxonomy import Taxonomy, category_of
 from training.calibration import expected_calibration_error
 from training.metrics import category_scores, classification_metrics, fraud_vs_rest, label_kinds, predict
@@ -56,7 +57,10 @@ def dataset_targets(probs: np.ndarray, rows: list[dict], taxonomy: Taxonomy, rul
 
 
 def scorecard(probs: np.ndarray, rows: list[dict], taxonomy: Taxonomy, block_threshold: float,
-              rule: str = "served") -> dict:
+              rule: str = "served", chat_block_threshold: float | None = None) -> dict:
+    """`chat_block_threshold`: a model certified with `certify_legit: sms` serves SMS on
+    `block_threshold` and chat utterances (data/hygiene.py CHAT_SOURCES, which reach it through
+    /chat) on this one; each row is then judged at its channel's threshold, as served."""
     labels = [r["label"] for r in rows]
     out = classification_metrics(probs, labels, taxonomy, rule)
     out["label_rule"] = rule
@@ -64,8 +68,18 @@ def scorecard(probs: np.ndarray, rows: list[dict], taxonomy: Taxonomy, block_thr
     is_fraud, is_legit = label_kinds(labels, taxonomy)
     known = is_fraud | is_legit
     out["fraud_vs_rest"] = fraud_vs_rest(cats["fraud"][known], is_fraud[known])
-    blocked = cats["fraud"] >= block_threshold
+    is_chat = np.array([r.get("source") in CHAT_SOURCES for r in rows], dtype=bool)
+    per_row = np.where(is_chat, block_threshold if chat_block_threshold is None else chat_block_threshold,
+                       block_threshold)
+    blocked = cats["fraud"] >= per_row
     out["block_threshold"] = block_threshold
+    if chat_block_threshold is not None:
+        out["chat_block_threshold"] = chat_block_threshold
+    out["by_channel"] = {
+        channel: {"rows": int(sel.sum()),
+                  "false_block_rate": float(blocked[sel & is_legit].mean()) if (sel & is_legit).any() else None,
+                  "fraud_block_recall": float(blocked[sel & is_fraud].mean()) if (sel & is_fraud).any() else None}
+        for channel, sel in (("sms", ~is_chat), ("chat", is_chat)) if sel.any()}
     out["false_block_rate"] = float(blocked[is_legit].mean()) if is_legit.any() else None
     out["fraud_block_recall"] = float(blocked[is_fraud].mean()) if is_fraud.any() else None
     fine = np.array([label in taxonomy.label2id for label in labels])

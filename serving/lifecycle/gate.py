@@ -8,7 +8,8 @@ file, not a serving artifact). `fanzha promote` calls `run_gate` and `write_repo
 
 Both models are scored with the one predictor (`Predictor(folder).classify`), so the gate judges
 the served action (allow | flag | block) with each artifact's own policy, never a re-implemented
-rule. Gates (thresholds and why: configs/gate.yaml): integrity and parity of the candidate; the
+rule; a golden row from a chat source is judged on the channel it is served on (`channel="chat"`:
+the chat certificate, as /chat decides), every other row as an SMS. Gates (thresholds and why: configs/gate.yaml): integrity and parity of the candidate; the
 false-block ceiling on the Clopper-Pearson upper bound; absolute recall floors; batch-1 p99
 latency; and, with a champion, no worse than it (false blocks, blocked and flagged-or-blocked
 fraud recall, every slice, negative flips). The first champion is judged on the absolute gates only.
@@ -28,6 +29,7 @@ import numpy as np
 import yaml
 
 from data.calibration import allowed_false_blocks, false_block_upper_bound
+from data.hygiene import CHAT_SOURCES
 from data.golden import SLICE_FIELDS, GoldenError, load_golden
 from serving.integrity import IntegrityError, verify_artifact
 from serving.lifecycle.registry import files_digest
@@ -74,16 +76,27 @@ def describe(folder: Path) -> dict:
             "default_variant": meta.default_variant, "files_digest": files_digest(manifest)}
 
 
-def score(predictor: Predictor, texts: list[str], batch_size: int, name: str) -> list[str]:
-    """The served action per text, in batches of similar lengths (a batch is padded to its
-    longest text: sorted, the golden set scores ~2x faster), progress on stderr; in input order."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+def channel_of(row: dict) -> str:
+    """The channel a golden row is served on: chat utterances (data/hygiene.py CHAT_SOURCES) reach
+    the service through /chat, which decides on the chat certificate; every other row is an SMS."""
+    return "chat" if row.get("source") in CHAT_SOURCES else "sms"
+
+
+def score(predictor: Predictor, texts: list[str], batch_size: int, name: str,
+          channels: list[str] | None = None) -> list[str]:
+    """The served action per text, each on its channel's certificate (`channels`, default all
+    "sms"), in batches of similar lengths and one channel (a batch is padded to its longest text:
+    sorted, the golden set scores ~2x faster), progress on stderr; in input order."""
+    channels = channels or ["sms"] * len(texts)
+    order = sorted(range(len(texts)), key=lambda i: (channels[i], len(texts[i])))
     actions: list[str] = [""] * len(texts)
     start = time.perf_counter()
     for b, i in enumerate(range(0, len(order), batch_size)):
         chunk = order[i:i + batch_size]
-        for k, r in zip(chunk, predictor.classify([texts[k] for k in chunk], with_scores=False)):
-            actions[k] = r["action"] or "error"
+        for channel in sorted({channels[k] for k in chunk}):
+            part = [k for k in chunk if channels[k] == channel]
+            for k, r in zip(part, predictor.classify([texts[k] for k in part], with_scores=False, channel=channel)):
+                actions[k] = r["action"] or "error"
         if b % 10 == 9 or i + batch_size >= len(order):
             done = min(i + batch_size, len(order))
             print(f"[gate] {name}: {done}/{len(texts)} scored ({done / (time.perf_counter() - start):.0f} msg/s)",
@@ -224,9 +237,10 @@ def run_gate(candidate: Path, champion: Path | None, golden: Path, config: Path 
             raise GateInputError(f"champion: {e}".replace("\n", " ")) from e
     report["champion"] = champ_info
     fb = cfg["false_block"]
-    cand_actions = score(pred, texts, cfg["scoring"]["batch_size"], "candidate")
+    channels = [channel_of(r) for r in rows]  # chat utterances are judged as /chat decides them
+    cand_actions = score(pred, texts, cfg["scoring"]["batch_size"], "candidate", channels)
     c = figures(cand_actions, rows, fb["confidence"])
-    champ_actions = score(champ_pred, texts, cfg["scoring"]["batch_size"], "champion") if champ_pred else None
+    champ_actions = score(champ_pred, texts, cfg["scoring"]["batch_size"], "champion", channels) if champ_pred else None
     o = figures(champ_actions, rows, fb["confidence"]) if champ_actions else {}
     report["figures"] = {"candidate": c, "champion": o or None}
     allowed = allowed_false_blocks(c["legit_rows"], fb["max_rate"], fb["confidence"])

@@ -75,3 +75,20 @@ def test_each_channel_decides_with_its_own_certified_threshold(certified, rows):
     info = predictor.info()
     assert info["thresholds"]["fraud"]["block"] == pytest.approx(sms["block_threshold"])
     assert info["chat_thresholds"]["fraud"]["block"] == pytest.approx(sms["chat_block_threshold"])
+
+
+def test_the_gate_judges_chat_golden_rows_on_the_chat_certificate(certified, rows):
+    """A golden row from a chat source is judged as /chat decides it, not on the SMS threshold."""
+    from serving.lifecycle.gate import channel_of, score
+
+    sms, _, folder = certified
+    predictor = Predictor(folder)
+    texts = [f["text"] for f in rows[1]]
+    scores = np.array([r["fraud_score"] for r in predictor.classify(texts, with_scores=False)])
+    between = [t for t, s in zip(texts, scores) if sms["block_threshold"] <= s < sms["chat_block_threshold"]][:6]
+    assert between
+    golden = [{"source": "spam80w"}, {"source": "golfxiao_dialogs"}] * (len(between) // 2) + [{"source": "synthetic"}] * (len(between) % 2)
+    channels = [channel_of(r) for r in golden]
+    actions = score(predictor, between, 4, "test", channels)
+    for action, channel in zip(actions, channels):
+        assert (action == "block") == (channel == "sms"), (action, channel)

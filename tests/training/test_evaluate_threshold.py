@@ -73,3 +73,25 @@ def test_evaluate_fits_the_block_threshold_on_the_certified_legit_rows(tiny_serv
         (sms_only.sum() if which == "sms" else legit.sum())
     report = json.loads((tmp_path / "eval" / "report.json").read_text(encoding="utf-8"))
     assert report["model"]["describes"]["policy"]["fraud_block"] == calibration["block_threshold"]
+    if which == "sms":  # chat utterances are served by /chat on the threshold fitted on every legitimate row
+        assert calibration["chat_block_threshold"] == pytest.approx(everything, rel=1e-4)
+        assert report["model"]["chat_block_threshold"] == calibration["chat_block_threshold"]
+    else:
+        assert "chat_block_threshold" not in calibration
+
+
+def test_the_scorecard_judges_each_row_at_its_channels_threshold():
+    from training.scorecard import scorecard
+
+    taxonomy = load_taxonomy()
+    classes = taxonomy.classes
+    normal, fraud = classes.index("normal"), next(i for i, c in enumerate(classes) if c.startswith("fraud"))
+    probs = np.zeros((4, len(classes)))
+    probs[:, normal], probs[:, fraud] = 0.3, 0.7  # fraud score 0.7 everywhere
+    rows = [{"text": "a", "label": "normal", "source": "spam80w"}, {"text": "b", "label": "normal", "source": "golfxiao_dialogs"},
+            {"text": "c", "label": classes[fraud], "source": "spam80w"}, {"text": "d", "label": classes[fraud], "source": "golfxiao_dialogs"}]
+    card = scorecard(probs, rows, taxonomy, 0.6, chat_block_threshold=0.8)
+    assert card["by_channel"]["sms"] == {"rows": 2, "false_block_rate": 1.0, "fraud_block_recall": 1.0}
+    assert card["by_channel"]["chat"] == {"rows": 2, "false_block_rate": 0.0, "fraud_block_recall": 0.0}
+    assert card["false_block_rate"] == 0.5 and card["fraud_block_recall"] == 0.5
+    assert scorecard(probs, rows, taxonomy, 0.6)["false_block_rate"] == 1.0  # one threshold for all: as before

@@ -29,7 +29,7 @@ import openapi_md  # noqa: E402
 import results_md  # noqa: E402
 
 log = logging.getLogger("mkdocs.plugins.fanzha")
-MARKER = re.compile(r"^<!--\s*generate:\s*([a-z]+)(?:\s+([a-z]+))?\s*-->\s*$", re.M)
+MARKER = re.compile(r"^<!--\s*generate:\s*([a-z]+)(?:\s+([a-z-]+))?\s*-->\s*$", re.M)
 _cache: dict[str, str] = {}
 
 

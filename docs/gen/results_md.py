@@ -19,6 +19,7 @@ HOW = {
               "artifacts/bench", "sms-bench"),
     "evaluate": ("fanzha evaluate artifacts/sms/model artifacts/data/all --obfuscate --probes",
                  "artifacts/sms/model/eval", "sms-eval"),
+    "bench-train": ("make bench-train", "artifacts/bench-train", "sms-train-step"),
 }
 HEADLINE = [("macro_f1", "macro-F1 (fine labels)"), ("accuracy", "accuracy (fine labels)"),
             ("category_accuracy", "category accuracy"), ("telecom_fraud_type_macro_f1", "telecom fraud-type macro-F1"),
@@ -72,9 +73,9 @@ def demote(markdown: str, levels: int = 3) -> str:
     return re.sub(r"^(#{1,6}) ", lambda m: "#" * min(6, len(m.group(1)) + levels) + " ", markdown, flags=re.M)
 
 
-def bench_run(folder: Path, meta: dict) -> list[str]:
+def bench_run(folder: Path, meta: dict, file: str = "results.md") -> list[str]:
     lines = [f"### {meta['name']}", ""] + about(folder, meta)
-    md = folder / "results.md"
+    md = folder / file
     lines += [demote(md.read_text(encoding="utf-8")).strip(), ""] if md.is_file() else ["(no results.md in this run)", ""]
     return lines
 
@@ -125,7 +126,7 @@ def render(kind: str, results: Path = RESULTS) -> str:
         command, src, name = HOW[kind]
         return "\n".join([
             '!!! note "No results collected yet"',
-            f"    No {'benchmark' if kind == 'bench' else 'evaluation'} run has been collected into `docs/results/` yet, "
+            f"    No {'evaluation' if kind == 'evaluate' else 'benchmark'} run has been collected into `docs/results/` yet, "
             "so this page shows no measured figures. To add one:",
             "",
             "    ```bash",
@@ -135,7 +136,8 @@ def render(kind: str, results: Path = RESULTS) -> str:
             "    ```", ""])
     lines = [f"{len(found)} run(s) collected, newest first.", ""]
     for folder, meta in found:
-        lines += bench_run(folder, meta) if kind == "bench" else evaluate_run(folder, meta)
+        lines += (bench_run(folder, meta) if kind == "bench" else bench_run(folder, meta, "train_step.md")
+                  if kind == "bench-train" else evaluate_run(folder, meta))
     return "\n".join(lines)
 
 

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-KINDS = ("bench", "evaluate")
+KINDS = ("bench", "evaluate", "bench-train")
 MAX_BYTES = 2 << 20  # a summary file larger than this is not a summary
 TEXT_KEYS = {"text", "texts", "example", "examples", "confident_errors"}  # message texts, never committed
 PLOT = re.compile(r"<h2>([^<]*)</h2>\s*<img[^>]*src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"")
@@ -110,6 +110,21 @@ def collect_bench(src: Path, dest: Path) -> tuple[dict, list[str]]:
     return {**about, "removed_fields": sorted(removed)}, files
 
 
+def collect_bench_train(src: Path, dest: Path) -> tuple[dict, list[str]]:
+    """`make bench-train` (python -m bench.train_step --out SRC): train_step.json and .md, timings only."""
+    results = src / "train_step.json"
+    if not results.is_file():
+        raise SystemExit(f"collect: {src} has no train_step.json — is it the --out folder of `make bench-train`?")
+    data = json.loads(results.read_text(encoding="utf-8"))
+    shutil.copyfile(results, dest / "train_step.json")
+    files = ["train_step.json"]
+    if (src / "train_step.md").is_file():
+        shutil.copyfile(src / "train_step.md", dest / "train_step.md")
+        files.append("train_step.md")
+    return {"measured": data.get("time"), "load_avg_before": data.get("load_avg_before"),
+            "load_avg_after": data.get("load_avg_after"), "removed_fields": []}, files
+
+
 def collect_evaluate(src: Path, dest: Path) -> tuple[dict, list[str]]:
     if src.suffix == ".json" and src.is_file():  # `fanzha evaluate ... --out FILE.json`: FILE.html beside it
         report = src
@@ -162,7 +177,8 @@ def main(argv=None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        about, files = (collect_bench if args.kind == "bench" else collect_evaluate)(args.src, work)
+        about, files = {"bench": collect_bench, "bench-train": collect_bench_train,
+                        "evaluate": collect_evaluate}[args.kind](args.src, work)
         meta = {"name": args.name, "kind": args.kind, "command": args.command, "note": args.note,
                 "collected": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(), "source": str(args.src),
                 "git_commit": git_commit(), **about,

@@ -49,6 +49,16 @@ def build(name: str, model_dir: Path, serving: Path, max_length: int) -> Callabl
     return lambda texts: predictor.probabilities([prepare(t, max_length, normalizer=predictor.normalize) for t in texts])
 
 
+VARIANT_FILES = {"fp32": "model.onnx", "opt": "model.opt.onnx", "int8": "model.int8.onnx"}
+
+
+def missing_variant(name: str, serving: Path) -> str | None:
+    """The ONNX file an engine needs that the serving artifact does not hold (None: nothing missing)."""
+    variant = name.split("-", 1)[1] if name.startswith(("ort-", "predictor-")) else None
+    file = VARIANT_FILES.get(variant)
+    return file if file and not (Path(serving) / file).is_file() else None
+
+
 def latency(fn: Callable, texts: list[str], calls: int) -> dict:
     for t in texts[:3]:
         fn([t])
@@ -80,6 +90,10 @@ def measure(model_dir: Path, serving: Path, texts: list[str], max_length: int, c
     torch.set_num_threads(tuning.CORES)  # both runtimes get the same cores
     out = {}
     for name in engines:
+        missing = missing_variant(name, serving)
+        if missing:  # e.g. exported with --int8-optional when int8 missed its certified guard
+            log(f"[bench] {name:15s} skipped: the serving artifact has no {missing}")
+            continue
         fn = build(name, model_dir, serving, max_length)
         row = {"batch1": latency(fn, texts, calls)}
         for batch in (32, 64):

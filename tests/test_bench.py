@@ -71,3 +71,16 @@ def test_train_step_bench_times_each_recipe_on_the_same_batches(tiny_base, tmp_p
         assert r["step"] > 0 and len(r["step_by_round"]) == 2
         assert abs(r["forward"] + r["backward"] + r["optimizer"] - r["step"]) < 0.5
     assert result["steps_per_epoch"] > 0 and "| before |" in (out / "train_step.md").read_text(encoding="utf-8")
+
+
+def test_engines_skip_a_variant_the_artifact_does_not_ship(tmp_path):
+    """An artifact exported with --int8-optional may hold no int8 file: its engines are skipped, said so."""
+    from bench.engines import measure, missing_variant
+
+    (tmp_path / "model.onnx").write_bytes(b"")
+    assert missing_variant("ort-int8", tmp_path) == "model.int8.onnx"
+    assert missing_variant("predictor-int8", tmp_path) == "model.int8.onnx"
+    assert missing_variant("ort-fp32", tmp_path) is None and missing_variant("torch", tmp_path) is None
+    said = []
+    assert measure(tmp_path, tmp_path, ["短信"], 32, 1, 1, engines=("ort-int8", "predictor-int8"), log=said.append) == {}
+    assert all("skipped: the serving artifact has no model.int8.onnx" in line for line in said) and len(said) == 2

@@ -49,12 +49,11 @@ def build(name: str, model_dir: Path, serving: Path, max_length: int) -> Callabl
     return lambda texts: predictor.probabilities([prepare(t, max_length, normalizer=predictor.normalize) for t in texts])
 
 
-VARIANT_FILES = {"fp32": "model.onnx", "opt": "model.opt.onnx", "int8": "model.int8.onnx"}
-
-
 def missing_variant(name: str, serving: Path) -> str | None:
     """The ONNX file an engine needs that the serving artifact does not hold (None: nothing missing)."""
     variant = name.split("-", 1)[1] if name.startswith(("ort-", "predictor-")) else None
+    from serving.predictor import VARIANT_FILES
+
     file = VARIANT_FILES.get(variant)
     return file if file and not (Path(serving) / file).is_file() else None
 

@@ -40,9 +40,15 @@ def legit_for_threshold(is_legit, sources, which: str):
     if which not in LEGIT_SETS:
         raise ValueError(f"certify_legit must be one of {LEGIT_SETS}, got {which!r}")
     is_legit = np.asarray(is_legit, dtype=bool)
-    if which == "all":
-        return is_legit
-    return is_legit & ~np.array([source in CHAT_SOURCES for source in sources], dtype=bool)
+    return is_legit if which == "all" else is_legit & ~chat_rows(sources)
+
+
+def chat_rows(sources):
+    """Boolean mask of the rows whose source is chat utterances (CHAT_SOURCES): they reach the
+    service through /chat and are judged on its certificate; every other row is an SMS."""
+    import numpy as np
+
+    return np.array([source in CHAT_SOURCES for source in sources], dtype=bool)
 
 
 _BOUNDARY = r"(^|[\n。！？!?；;…])\s*"

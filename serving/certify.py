@@ -39,7 +39,7 @@ import numpy as np
 from data.calibration import (CONFIDENCE, MAX_FPR, allowed_false_blocks, block_figures, block_threshold,
                               fit_temperature)
 from data.encoding import prepare
-from data.hygiene import CHAT_SOURCES, LEGIT_SETS, legit_for_threshold
+from data.hygiene import LEGIT_SETS, chat_rows, legit_for_threshold
 from serving.predictor import calibrated
 from data.taxonomy import Taxonomy, label_kinds, load_taxonomy
 
@@ -62,7 +62,7 @@ class _Split:
         self.is_fraud, self.is_legit = label_kinds(self.labels, taxonomy)
         # chat utterances (data/hygiene.py CHAT_SOURCES): what `certify_legit: sms` leaves out
         self.sources = [source for _, _, source in kept]
-        self.is_chat = np.array([source in CHAT_SOURCES for source in self.sources], dtype=bool)
+        self.is_chat = chat_rows(self.sources)
 
     def legit(self, which: str) -> np.ndarray:
         return legit_for_threshold(self.is_legit, self.sources, which)

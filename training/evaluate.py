@@ -79,6 +79,18 @@ def evaluate_rows(model, tokenizer, rows: list[dict], taxonomy, max_length: int,
     return classification_metrics(softmax(logits), [r["label"] for r in rows], taxonomy)
 
 
+def fit_block_thresholds(fraud_val: np.ndarray, val: list[dict], taxonomy, legit_set: str, max_fpr: float,
+                         confidence: float) -> tuple[float, float | None, int]:
+    """As serving/certify.py certifies: the block threshold on the legitimate validation rows
+    `certify_legit` names, and with "sms" also /chat's on every legitimate row (else None); plus
+    how many rows fitted the first."""
+    legit = label_kinds([r["label"] for r in val], taxonomy)[1]
+    fitted = legit_for_threshold(legit, [r.get("source") for r in val], legit_set)
+    threshold = block_threshold(fraud_val, fitted, max_fpr, confidence=confidence)
+    chat = block_threshold(fraud_val, legit, max_fpr, confidence=confidence) if legit_set == "sms" else None
+    return threshold, chat, int(fitted.sum())
+
+
 def load_rows(path: Path, max_rows: int = 0, seed: int = 0, extra: tuple[str, ...] = ()) -> list[dict]:
     frame = read_table(path, required=("text", "label"))
     keep = [c for c in ("text", "label", "source", *extra) if c in frame.columns]
@@ -283,17 +295,14 @@ def main(argv=None) -> int:
         val_logits = logit_fn([r["text"] for r in val], progress=True)
         allowed = np.array([taxonomy.allowed_mask(r["label"]) for r in val], dtype=bool)
         temperature = fit_temperature(val_logits, allowed)
-        # fitted on the legitimate rows the served SMS certificate is fitted on (certify_legit)
-        legit = legit_for_threshold(label_kinds([r["label"] for r in val], taxonomy)[1],
-                                    [r.get("source") for r in val], legit_set)
         fraud_val = category_scores(softmax(val_logits / temperature), taxonomy)["fraud"]
-        threshold = block_threshold(fraud_val, legit, args.max_fpr, confidence=args.fpr_confidence)
+        threshold, chat, legit_rows = fit_block_thresholds(fraud_val, val, taxonomy, legit_set, args.max_fpr,
+                                                           args.fpr_confidence)
         calibration = {"temperature": temperature, "block_threshold": threshold, "max_fpr": args.max_fpr,
                        "fpr_confidence": args.fpr_confidence, "validation_rows": len(val), "data": str(args.data),
-                       "legit": legit_set, "legit_rows": int(legit.sum()), "variant": "pytorch fp32", **weights}
-        if legit_set == "sms":  # /chat's threshold, fitted on every legitimate row (serving/certify.py)
-            calibration["chat_block_threshold"] = block_threshold(
-                fraud_val, label_kinds([r["label"] for r in val], taxonomy)[1], args.max_fpr, confidence=args.fpr_confidence)
+                       "legit": legit_set, "legit_rows": legit_rows, "variant": "pytorch fp32", **weights}
+        if chat is not None:
+            calibration["chat_block_threshold"] = chat
         calibration_path.write_text(json.dumps(calibration, indent=2), encoding="utf-8")
     temperature = calibration.get("temperature", 1.0)
     threshold = calibration.get("block_threshold", 0.9)
@@ -331,18 +340,11 @@ def main(argv=None) -> int:
         b_probs = fit_predict(train_rows, [r["text"] for r in val + test + probes], taxonomy)
         b_val, b_test = b_probs[: len(val)], b_probs[len(val):len(val) + len(test)]
         b_probes = b_probs[len(val) + len(test):]
-        b_threshold = threshold
+        b_threshold, b_chat = threshold, None
         if val:
-            legit = legit_for_threshold(label_kinds([r["label"] for r in val], taxonomy)[1],
-                                        [r.get("source") for r in val], legit_set)
-            b_threshold = block_threshold(category_scores(b_val, taxonomy)["fraud"], legit, args.max_fpr,
-                                          confidence=args.fpr_confidence)
-            if legit_set == "sms":
-                b_chat = block_threshold(category_scores(b_val, taxonomy)["fraud"],
-                                         label_kinds([r["label"] for r in val], taxonomy)[1], args.max_fpr,
-                                         confidence=args.fpr_confidence)
-        reports["baseline"] = scorecard(b_test, test, taxonomy, b_threshold,
-                                        chat_block_threshold=b_chat if val and legit_set == "sms" else None)
+            b_threshold, b_chat, _ = fit_block_thresholds(category_scores(b_val, taxonomy)["fraud"], val, taxonomy,
+                                                          legit_set, args.max_fpr, args.fpr_confidence)
+        reports["baseline"] = scorecard(b_test, test, taxonomy, b_threshold, chat_block_threshold=b_chat)
         curves["baseline"] = (category_scores(b_test, taxonomy)["fraud"], curves["model"][1])
         reports["baseline"]["per_dataset"] = per_dataset(train_rows, test, taxonomy)
     if args.obfuscate:

@@ -166,12 +166,11 @@ def check_same_split(model_dir: Path, manifest: dict, split: str) -> None:
     """The `split` rows rebuilt from train_config.yaml are the ones the model was trained beside
     (data_manifest.json: sha256 of every split file). A generator or corpus changed since would
     certify the model on other rows than its own validation: refused, saying which file differs."""
-    import json
-
     trained = Path(model_dir) / "data_manifest.json"
     if not trained.is_file():
         return
     name = f"{split}.jsonl"
+
     def split_files(m: dict) -> list[tuple[str, str]]:
         return [(Path(f["path"]).parent.name, f["sha256"]) for f in m.get("files", []) if Path(f["path"]).name == name]
     then, now = split_files(json.loads(trained.read_text(encoding="utf-8"))), split_files(manifest)

@@ -17,7 +17,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from data.hygiene import CHAT_SOURCES
+from data.hygiene import chat_rows
 from data.taxonomy import Taxonomy, category_of
 from training.calibration import expected_calibration_error
 from training.metrics import category_scores, classification_metrics, fraud_vs_rest, label_kinds, predict
@@ -68,7 +68,7 @@ def scorecard(probs: np.ndarray, rows: list[dict], taxonomy: Taxonomy, block_thr
     is_fraud, is_legit = label_kinds(labels, taxonomy)
     known = is_fraud | is_legit
     out["fraud_vs_rest"] = fraud_vs_rest(cats["fraud"][known], is_fraud[known])
-    is_chat = np.array([r.get("source") in CHAT_SOURCES for r in rows], dtype=bool)
+    is_chat = chat_rows([r.get("source") for r in rows])
     per_row = np.where(is_chat, block_threshold if chat_block_threshold is None else chat_block_threshold,
                        block_threshold)
     blocked = cats["fraud"] >= per_row

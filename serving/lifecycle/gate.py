@@ -9,7 +9,8 @@ file, not a serving artifact). `fanzha promote` calls `run_gate` and `write_repo
 Both models are scored with the one predictor (`Predictor(folder).classify`), so the gate judges
 the served action (allow | flag | block) with each artifact's own policy, never a re-implemented
 rule; a golden row from a chat source is judged on the channel it is served on (`channel="chat"`:
-the chat certificate, as /chat decides), every other row as an SMS. Gates (thresholds and why: configs/gate.yaml): integrity and parity of the candidate; the
+the chat certificate, as /chat decides), every other row as an SMS. Gates (thresholds and why:
+configs/gate.yaml): integrity and parity of the candidate; the
 false-block ceiling on the Clopper-Pearson upper bound; absolute recall floors; batch-1 p99
 latency; and, with a champion, no worse than it (false blocks, blocked and flagged-or-blocked
 fraud recall, every slice, negative flips). The first champion is judged on the absolute gates only.
@@ -29,7 +30,7 @@ import numpy as np
 import yaml
 
 from data.calibration import allowed_false_blocks, false_block_upper_bound
-from data.hygiene import CHAT_SOURCES
+from data.hygiene import chat_rows
 from data.golden import SLICE_FIELDS, GoldenError, load_golden
 from serving.integrity import IntegrityError, verify_artifact
 from serving.lifecycle.registry import files_digest
@@ -77,9 +78,9 @@ def describe(folder: Path) -> dict:
 
 
 def channel_of(row: dict) -> str:
-    """The channel a golden row is served on: chat utterances (data/hygiene.py CHAT_SOURCES) reach
-    the service through /chat, which decides on the chat certificate; every other row is an SMS."""
-    return "chat" if row.get("source") in CHAT_SOURCES else "sms"
+    """The channel a golden row is served on (data.hygiene.chat_rows: chat utterances reach the
+    service through /chat, which decides on the chat certificate; every other row is an SMS)."""
+    return "chat" if chat_rows([row.get("source")])[0] else "sms"
 
 
 def score(predictor: Predictor, texts: list[str], batch_size: int, name: str,

@@ -132,7 +132,9 @@ REGISTRY: dict[str, Setting] = {s.name: s for s in (
     Setting("FANZHA_CHAT_MODEL", "path", None, "chat", "Serving artifact folder of a conversation model for `POST /chat` "
             "(integrity-checked). Unset: /chat uses the served model. `fanzha serve --chat-model FOLDER` sets it.", _U),
     Setting("FANZHA_CHAT_MAX_CONCURRENCY", "int", "4", "chat", "`/chat` requests (and, separately, `/explain` requests) "
-            "scored at once per worker; more are answered 503 at once, to be retried."),
+            "scored at once per worker; more wait their turn (`FANZHA_CHAT_MAX_QUEUE`)."),
+    Setting("FANZHA_CHAT_MAX_QUEUE", "int", "64", "chat", "`/chat` requests (and, separately, `/explain` requests) "
+            "waiting for a place per worker; beyond that a request is answered 503 at once, to be retried."),
     Setting("FANZHA_CHAT_MAX_TURNS", "int", "512", "chat", "Most turns in one conversation sent to `/chat`; more is refused."),
     Setting("FANZHA_CHAT_CACHE", "int", "4096", "chat", "Conversation windows whose scores are kept, so that a live call "
             "re-sent with each new turn only scores its new windows; `0`: no cache."),

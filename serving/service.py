@@ -31,8 +31,8 @@ Settings (env): FANZHA_MODEL (artifact folder) or FANZHA_MODEL_TAG / bento argum
 FANZHA_MODEL_CHECK_S=5 s); FANZHA_SHADOW_TAG (a shadow model: NAME@ALIAS, tag or folder;
 FANZHA_SHADOW_QUEUE=8 batches, FANZHA_SHADOW_LOG=path, FANZHA_SHADOW_THREADS=1); FANZHA_POLICY (policy file, default the artifact's
 policy.yaml; re-read when it changes, checked every FANZHA_POLICY_CHECK_S=1 s);
-FANZHA_MAX_QUEUE=4096; FANZHA_CHAT_MAX_CONCURRENCY=4 (`/chat` requests scored at once; more
-are answered 503 at once); speed settings (batch size, workers, threads) in serving/tuning.py; limits in
+FANZHA_MAX_QUEUE=4096; FANZHA_CHAT_MAX_CONCURRENCY=4 (`/chat` requests scored at once; up to
+FANZHA_CHAT_MAX_QUEUE=64 more wait their turn, beyond that 503 at once: serving/admission.py); speed settings (batch size, workers, threads) in serving/tuning.py; limits in
 serving/api_models.py, auth and body size in serving/security.py, logs in serving/audit.py.
 
 A new endpoint (e.g. `/chat`) is one more `@bentoml.api` method using `self.batcher` (shares the
@@ -55,6 +55,7 @@ from pydantic import Field
 
 from data import settings
 from serving import tuning
+from serving.admission import Admission
 from serving.api_models import MAX_EXPLAIN_CHARS, MAX_SENDER_CHARS, MAX_TEXTS, Explanation, Item, Result
 from serving.explain import explain
 from serving.audit import DecisionLog
@@ -77,6 +78,7 @@ from serving.security import Gatekeeper, GateSettings, redact_validation_logs
 # more than MAX_QUEUE messages waiting is an overload answered with 503 at once.
 MAX_QUEUE = settings.get_int("FANZHA_MAX_QUEUE")
 CHAT_MAX_CONCURRENCY = settings.get_int("FANZHA_CHAT_MAX_CONCURRENCY")
+CHAT_MAX_QUEUE = settings.get_int("FANZHA_CHAT_MAX_QUEUE")  # /chat (and /explain) calls waiting their turn
 # A pinned tag (name:version) or an alias to follow (name@champion: hot swap, serving/lifecycle/live.py)
 MODEL_TAG = settings.get("FANZHA_MODEL_TAG") or getattr(bentoml.use_arguments(), "model_tag", None)
 FOLLOWS_ALIAS = bool(MODEL_TAG and "@" in MODEL_TAG)
@@ -152,8 +154,9 @@ class Fanzha:
         self.metrics.serving(tag)
         info_app.state.console = Console(Sessions(GateSettings.from_env().keys), self.follower, self.feedback,
                                          self.policy_file, ReviewQueue.from_env(self.feedback.campaigns, self.review))
-        self.chat_in_flight = 0  # /chat calls being scored (changed on the event loop only)
-        self.explain_in_flight = 0  # /explain calls, likewise (admitted up to FANZHA_CHAT_MAX_CONCURRENCY)
+        limits = " (FANZHA_CHAT_MAX_CONCURRENCY, FANZHA_CHAT_MAX_QUEUE)"
+        self.chat_admission = Admission("/chat", CHAT_MAX_CONCURRENCY, CHAT_MAX_QUEUE, limits)
+        self.explain_admission = Admission("/explain", CHAT_MAX_CONCURRENCY, CHAT_MAX_QUEUE, limits)
         self.follower.start(MODEL_CHECK_S)
         self.ready = True
 
@@ -243,18 +246,14 @@ class Fanzha:
              ) -> Annotated[ChatResult, ContentType("application/json")]:
         """Risk of a chat or call so far: risk (max fraud score over its prefixes), label, category,
         action, detected_at_turn (first turn blocked, or null) and each turn's result."""
-        # Admission control on the event loop, before any work: a full service answers 503 now
-        # instead of queueing calls without bound; the scoring itself runs on a worker thread.
-        if self.chat_in_flight >= CHAT_MAX_CONCURRENCY:
-            raise ServiceUnavailable(f"too many /chat requests in flight (FANZHA_CHAT_MAX_CONCURRENCY="
-                                     f"{CHAT_MAX_CONCURRENCY}); retry")
-        self.chat_in_flight += 1
-        slot = self.follower.acquire()
-        try:
-            return await asyncio.to_thread(slot.chat_scorer.score, turns)
-        finally:
-            self.follower.release(slot)
-            self.chat_in_flight -= 1
+        # Admission control on the event loop, before any work (serving/admission.py): a busy
+        # service queues the call, an overloaded one answers 503 now; the scoring runs on a worker thread.
+        async with self.chat_admission.slot():
+            slot = self.follower.acquire()
+            try:
+                return await asyncio.to_thread(slot.chat_scorer.score, turns)
+            finally:
+                self.follower.release(slot)
     # --- end /chat ------------------------------------------------------------------------------
 
     # --- /explain: one weight per character, by occlusion (serving/explain.py, issue 18) --------
@@ -265,15 +264,12 @@ class Fanzha:
                       ) -> Annotated[Explanation, ContentType("application/json")]:
         """`result` (exactly what /classify answers for the text) and `weights`: per character, how
         much it pushed the fraud score (occlusion: one ONNX Runtime call on at most 256 copies)."""
-        if self.explain_in_flight >= CHAT_MAX_CONCURRENCY:
-            raise ServiceUnavailable(f"too many /explain requests in flight ({CHAT_MAX_CONCURRENCY}); retry")
-        self.explain_in_flight += 1
-        slot = self.follower.acquire()
-        try:
-            return await asyncio.to_thread(explain, slot.predictor, text, sender)
-        finally:
-            self.follower.release(slot)
-            self.explain_in_flight -= 1
+        async with self.explain_admission.slot():
+            slot = self.follower.acquire()
+            try:
+                return await asyncio.to_thread(explain, slot.predictor, text, sender)
+            finally:
+                self.follower.release(slot)
 
     @info_app.get("/info")
     def info(self) -> dict:
@@ -284,7 +280,7 @@ class Fanzha:
         return {**slot.predictor.info(),
                 "chat": {"model": "this model" if chat.predictor is slot.predictor else str(chat.predictor.folder),
                          "variant": chat.predictor.variant, "thresholds": chat.predictor.policy_for("chat").to_dict()["thresholds"],
-                         "window": chat.window, "anchor": chat.anchor, "max_concurrency": CHAT_MAX_CONCURRENCY},
+                         "window": chat.window, "anchor": chat.anchor, **self.chat_admission.summary()},
                 "policy": {**self.policy_file.policy.summary(), "source": str(self.policy_file.path),
                            "loaded_at": self.policy_file.loaded_at},
                 "limits": {"max_texts": MAX_TEXTS, "max_sender_chars": MAX_SENDER_CHARS,

@@ -152,13 +152,15 @@ def test_chat_scores_only_windows_it_has_not_seen(tiny_serving):
 def test_one_policy_file_reaches_classify_and_chat_model(tiny_serving, tmp_path):
     """A service with its own chat model: FANZHA_POLICY, its watcher and the admin reload reach
     /chat as they reach /classify; the chat model keeps its own certified threshold; /chat is
-    admission-controlled (503 at once when full, never a 5xx otherwise)."""
+    admission-controlled: a busy /chat queues its calls (serving/admission.py), an overloaded one
+    answers 503 at once, never another 5xx."""
     sms = with_certified(tiny_serving, tmp_path / "sms", {"model.opt.onnx": 0.95, "model.onnx": 0.95})
     chat_model = with_certified(tiny_serving, tmp_path / "chat", {"model.opt.onnx": 0.99, "model.onnx": 0.99})
     policy = tmp_path / "policy.yaml"
     write_policy(policy)
     proc, base = start_server(sms, {"FANZHA_CHAT_MODEL": str(chat_model), "FANZHA_POLICY": str(policy),
                                     "FANZHA_POLICY_CHECK_S": "0.2", "FANZHA_CHAT_MAX_CONCURRENCY": "1",
+                                    "FANZHA_CHAT_MAX_QUEUE": "4",
                                     "FANZHA_API_KEY": "k"})
     auth = {"Authorization": "Bearer k"}
     try:
@@ -185,8 +187,11 @@ def test_one_policy_file_reaches_classify_and_chat_model(tiny_serving, tmp_path)
             turns = [{"speaker": i % 2, "text": f"第{k}通第{i}句：请把验证码告诉我，账户{i}需要验证"} for i in range(400)]
             return httpx.post(base + "/chat", json={"turns": turns}, headers=auth, timeout=60).status_code
 
-        with ThreadPoolExecutor(12) as pool:
-            codes = list(pool.map(post, range(12)))
+        with ThreadPoolExecutor(4) as pool:  # busy, not overloaded: one scored, three waiting, all answered
+            codes = list(pool.map(post, range(4)))
+        assert codes == [200] * 4, codes
+        with ThreadPoolExecutor(12) as pool:  # overloaded: beyond one scored and four waiting, 503 at once
+            codes = list(pool.map(post, range(100, 112)))
         assert set(codes) <= {200, 503} and 503 in codes and 200 in codes, codes
     finally:
         stop_server(proc)

@@ -4,9 +4,10 @@
     fanzha evaluate artifacts/demo/model some_labelled_file.jsonl
 
 DATA is a corpus folder (train/validation/test.jsonl) or one labelled file (JSONL / CSV / TSV /
-Parquet with `text` and `label`: a taxonomy class or coarse label). With a folder, the
-temperature (calibration) and the fraud block threshold (≤ --max-fpr false blocks of
-legitimate messages) are fitted on validation and saved to MODEL/calibration.json, which
+Parquet with `text` and `label`: a taxonomy class or coarse label). The temperature (calibration)
+and the fraud block threshold (≤ --max-fpr false blocks of legitimate messages) are fitted on the
+model's own validation split, the very sample `fanzha export` certifies each variant on
+(`--calibrate-on data`: DATA's validation.jsonl instead), and saved to MODEL/calibration.json, which
 `fanzha export` checks (it records the weights' sha256 and the label list it was fitted on,
 training/fingerprint.py) before certifying each exported variant on its own scores; the test split is reported, next to a char
 1–3-gram TF-IDF + logistic-regression baseline trained on the same train split. `--obfuscate`
@@ -77,6 +78,32 @@ def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_si
 def evaluate_rows(model, tokenizer, rows: list[dict], taxonomy, max_length: int, batch_size: int = 128) -> dict:
     logits = predict_logits(model, tokenizer, [r["text"] for r in rows], max_length, batch_size)
     return classification_metrics(softmax(logits), [r["label"] for r in rows], taxonomy)
+
+
+CALIBRATE_ON = ("model", "data")
+
+
+def calibration_rows(model_dir: Path, data: Path, calibrate_on: str = "model", max_rows: int = 0) -> tuple[list[dict], str]:
+    """The validation rows calibration.json is fitted on, and where they come from.
+
+    "model": the model's own validation split, rebuilt from its train_config.yaml and sampled as
+    `fanzha export` samples the rows it certifies every variant on (training.optimize.CERTIFY_ROWS,
+    seed 0), so that evaluate's threshold is the one export certifies, not one fitted on other rows
+    (DATA may hold only part of the model's data, e.g. no synthetic notices: issue 19). When those
+    rows cannot be rebuilt (a corpus moved, the generator changed since training), DATA's
+    validation split, with a warning. "data": DATA's validation.jsonl (none for a single file)."""
+    from training import optimize
+
+    own_data = data / "validation.jsonl" if data.is_dir() and (data / "validation.jsonl").is_file() else None
+    if calibrate_on == "model":
+        try:
+            return optimize.validation_rows(model_dir, max_rows or optimize.CERTIFY_ROWS)
+        except optimize.GuardError as e:
+            print(f"[fanzha] warning: calibrating on {own_data or 'nothing'} instead of the model's own validation "
+                  f"split, which export certifies on: {e}", file=sys.stderr, flush=True)
+    if own_data is None:
+        return [], "none"
+    return load_rows(own_data, max_rows), str(own_data)
 
 
 def fit_block_thresholds(fraud_val: np.ndarray, val: list[dict], taxonomy, legit_set: str, max_fpr: float,
@@ -253,6 +280,11 @@ def main(argv=None) -> int:
     parser.add_argument("--fpr-confidence", type=float, default=0.95,
                         help="the block threshold keeps false blocks <= --max-fpr with this confidence "
                              "(Clopper-Pearson bound on validation; 0: point estimate)")
+    parser.add_argument("--calibrate-on", choices=CALIBRATE_ON, default="model",
+                        help="rows the temperature and block threshold (calibration.json) are fitted on: 'model' "
+                             "(default), the model's own validation split, the sample `fanzha export` certifies on, so "
+                             "that every blocked figure here is at the threshold export will certify; 'data', DATA's "
+                             "validation.jsonl")
     parser.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF + LR baseline")
     parser.add_argument("--obfuscate", action="store_true", help="also measure recall on disguised fraud")
     parser.add_argument("--ablate-normalization", action="store_true",
@@ -275,7 +307,7 @@ def main(argv=None) -> int:
     legit_set = cfg.get("certify_legit", "all")  # which legitimate rows fit the block threshold
     folder = args.data.is_dir()
     test = load_rows(args.data / "test.jsonl" if folder else args.data, args.max_rows)
-    val = load_rows(args.data / "validation.jsonl", args.max_rows) if folder and (args.data / "validation.jsonl").is_file() else []
+    val, val_where = calibration_rows(args.model, args.data, args.calibrate_on, args.max_rows)
     calibration_path = args.model / "calibration.json"
     calibration = json.loads(calibration_path.read_text()) if calibration_path.is_file() else {}
     if calibration:
@@ -299,7 +331,7 @@ def main(argv=None) -> int:
         threshold, chat, legit_rows = fit_block_thresholds(fraud_val, val, taxonomy, legit_set, args.max_fpr,
                                                            args.fpr_confidence)
         calibration = {"temperature": temperature, "block_threshold": threshold, "max_fpr": args.max_fpr,
-                       "fpr_confidence": args.fpr_confidence, "validation_rows": len(val), "data": str(args.data),
+                       "fpr_confidence": args.fpr_confidence, "validation_rows": len(val), "data": val_where,
                        "legit": legit_set, "legit_rows": legit_rows, "variant": "pytorch fp32", **weights}
         if chat is not None:
             calibration["chat_block_threshold"] = chat

@@ -233,7 +233,7 @@ def build_variants(tmp: Path, config, texts: list[str], reference: np.ndarray, m
 
 def export(model_dir: Path, out: Path, policy: Path | None = None, sample: list[str] | None = None,
            int8: bool | str = True, guard_rows: int = 2000, guard_data: Path | None = None,
-           default_variant: str | None = None, certify=None, certify_rows: int = 20000) -> dict:
+           default_variant: str | None = None, certify=None, certify_rows: int = optimize.CERTIFY_ROWS) -> dict:
     """`certify(folder, variants, validation_rows, test_rows, taxonomy_path, legit=certify_legit) -> {"certified": {variant
     file: entry}, "guards": {variant file: {"passed", "reason", ...}}}` (serving/certify.py
     `certify_variants`, passed in by fanzha/exporting.py): run on the half-built folder."""
@@ -262,7 +262,7 @@ def export(model_dir: Path, out: Path, policy: Path | None = None, sample: list[
 
 def _export_into(tmp: Path, model, tokenizer, cfg: dict, model_dir: Path, out: Path, policy, sample, int8: bool,
                  guard_rows: int, guard_data, default_variant: str | None, certify=None,
-                 certify_rows: int = 20000) -> dict:
+                 certify_rows: int = optimize.CERTIFY_ROWS) -> dict:
     print(f"[fanzha] exporting {model_dir} to ONNX (opset {OPSET})", flush=True)
     export_onnx(model, tmp / "model.onnx")
     for name in TOKENIZER_FILES + ("config.json",):
@@ -387,7 +387,7 @@ def main(argv=None, certify=None) -> int:
                                                         "guard (default: the model's own validation split)")
     parser.add_argument("--default-variant", choices=optimize.CPU_VARIANTS,
                         help="serving default (default: the fastest variant that passed, timed here)")
-    parser.add_argument("--certify-rows", type=int, default=20000,
+    parser.add_argument("--certify-rows", type=int, default=optimize.CERTIFY_ROWS,
                         help="validation (and test) rows that certify each variant's temperature and block threshold")
     args = parser.parse_args(argv)
     try:

@@ -138,6 +138,12 @@ def to_fp16(src: Path, dst: Path) -> None:
 
 
 # -- accuracy guard ----------------------------------------------------------------------------
+# The validation (and test) rows that certify each variant: `fanzha export` draws a seeded sample of
+# at most this many from the model's own split, and `fanzha evaluate` fits its calibration.json on
+# the same sample, so that the threshold it reports is the one export certifies (issue 19).
+CERTIFY_ROWS = 20000
+
+
 def validation_rows(model_dir: Path, cap: int = 2000, seed: int = 0, data: Path | None = None) -> tuple[list[dict], str]:
     """Validation rows of the model's own data (its train_config.yaml regenerates them; the
     synthetic corpus is deterministic by seed), or of `data` (a corpus folder or labelled file);

@@ -51,7 +51,7 @@ def test_evaluate_fits_the_block_threshold_on_the_certified_legit_rows(tiny_serv
     cfg_path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     folder, validation = corpus
     assert evaluate_main([str(model_dir), str(folder), "--no-baseline", "--max-fpr", str(MAX_FPR),
-                          "--out", str(tmp_path / "eval")]) in (0, None)
+                          "--calibrate-on", "data", "--out", str(tmp_path / "eval")]) in (0, None)
     calibration = json.loads((model_dir / "calibration.json").read_text(encoding="utf-8"))
 
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
@@ -78,6 +78,30 @@ def test_evaluate_fits_the_block_threshold_on_the_certified_legit_rows(tiny_serv
         assert report["model"]["chat_block_threshold"] == calibration["chat_block_threshold"]
     else:
         assert "chat_block_threshold" not in calibration
+
+
+def test_evaluate_reports_blocked_figures_at_the_threshold_export_certifies(tiny_serving_better, corpus, tmp_path):
+    """By default evaluate fits calibration.json on the model's own validation split, the sample
+    export certifies every variant on, not on DATA's validation (here other rows: DATA need not
+    hold the model's synthetic notices), so its threshold is the served one (fp32 ONNX: PyTorch
+    within 1e-3 of a logit)."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_serving_better.parent / "model", model_dir)
+    folder, _ = corpus
+    assert evaluate_main([str(model_dir), str(folder), "--no-baseline", "--out", str(tmp_path / "eval")]) in (0, None)
+    calibration = json.loads((model_dir / "calibration.json").read_text(encoding="utf-8"))
+    served = json.loads((tiny_serving_better / "fanzha.json").read_text(encoding="utf-8"))["certified"]["model.onnx"]
+    assert calibration["data"].startswith("validation split of"), calibration["data"]
+    assert calibration["validation_rows"] == served["validation"]["rows"]
+    assert calibration["legit_rows"] == served["validation"]["legit_rows"]
+    assert calibration["temperature"] == pytest.approx(served["temperature"], rel=1e-3)
+    assert calibration["block_threshold"] == pytest.approx(served["block_threshold"], abs=1e-4)
+    # DATA's own validation rows give another threshold: what evaluate reported before
+    assert evaluate_main([str(model_dir), str(folder), "--no-baseline", "--calibrate-on", "data",
+                          "--out", str(tmp_path / "eval-data")]) in (0, None)
+    on_data = json.loads((model_dir / "calibration.json").read_text(encoding="utf-8"))
+    assert on_data["data"] == str(folder / "validation.jsonl")
+    assert on_data["block_threshold"] != pytest.approx(served["block_threshold"], abs=1e-4)
 
 
 def test_the_scorecard_judges_each_row_at_its_channels_threshold():

@@ -51,8 +51,8 @@ score: $(STAMP) ## batch-score: make score INPUT=in.csv OUTPUT=out.parquet [SERV
 diff: $(STAMP) ## compare two scored files: make diff OLD=old.parquet NEW=new.parquet [REPORT=report.html]
 	$(BIN)/fanzha diff $(OLD) $(NEW) $(if $(REPORT),--out $(REPORT))
 
-bench: $(STAMP) ## benchmark engines, the HTTP service and its peers: make bench [MODEL=artifacts/sms/model SERVING=... SHADOW=other/serving]
-	$(BIN)/python -m bench.run --model $(MODEL) --serving $(SERVING) --out artifacts/bench $(if $(SHADOW),--shadow-serving $(SHADOW))
+bench: $(STAMP) ## benchmark engines, the HTTP service and its peers: make bench [MODEL=artifacts/sms/model SERVING=... SHADOW=other/serving STUDENT=artifacts/sms-student/model STUDENT_SERVING=...]
+	$(BIN)/python -m bench.run --model $(MODEL) --serving $(SERVING) --out artifacts/bench $(if $(SHADOW),--shadow-serving $(SHADOW)) $(if $(STUDENT),--student $(STUDENT)) $(if $(STUDENT_SERVING),--student-serving $(STUDENT_SERVING))
 
 bench-train: $(STAMP) ## time a CPU training step under each speed recipe, same batches: make bench-train [CONFIG=configs/sms.yaml]
 	$(BIN)/python -m bench.train_step --config $(if $(filter configs/default.yaml,$(CONFIG)),configs/sms.yaml,$(CONFIG)) --out artifacts/bench-train

@@ -15,7 +15,9 @@ beside it: /chat does not go through the SMS batcher), text normalization
 µs/message (`data.normalize.benchmark`) and, where bench/score_bench.py exists, its batch-scoring
 run, and the mixed part (bench/mixed.py): a generated set with ~25 % long scripts through the
 service at each --mixed-levels concurrency and through raw ORT on length-sorted batches of 64,
-and, with --shadow-serving, the shadow part (bench/shadow.py): /classify at --shadow-levels
+with --student (a distilled student, fanzha distill), the student part: its engines, its service
+and its pipeline peer on the same messages and levels, with a teacher-vs-student table and the
+student's ratios and targets (issue 21), and, with --shadow-serving, the shadow part (bench/shadow.py): /classify at --shadow-levels
 without and with a shadow model beside the served one, and the campaigns part (bench/campaigns.py):
 the feedback campaigns' lookup µs/message next to the model's, index memory, false matches on
 held-out legitimate SMS and POST /feedback -> blocked, with 10k and 100k stored reports (needs
@@ -34,9 +36,12 @@ import sys
 import time
 from pathlib import Path
 
-PARTS = ("engines", "service", "floor", "chat", "peer", "normalize", "score", "mixed", "shadow", "campaigns")
+PARTS = ("engines", "service", "floor", "chat", "peer", "normalize", "score", "mixed", "shadow", "campaigns", "student")
 TARGETS = {"http_p50_ms": 5.0, "http_p99_ms": 15.0, "service_vs_ort": 0.8, "service_vs_peer": 5.0,
-           "mixed_load_vs_one_client": 1.0, "mixed_service_vs_sorted_ort": 0.8}
+           "mixed_load_vs_one_client": 1.0, "mixed_service_vs_sorted_ort": 0.8,
+           # the distilled student (issue 21): one SMS at concurrency 1
+           "student_http_p50_ms": 3.0, "student_http_p99_ms": 8.0, "student_service_vs_ort": 0.8,
+           "student_service_vs_peer": 5.0}
 
 
 def machine() -> dict:
@@ -46,12 +51,12 @@ def machine() -> dict:
             "time": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
-def serving_artifact(model: Path, serving: Path | None, out: Path) -> Path:
+def serving_artifact(model: Path, serving: Path | None, out: Path, name: str = "serving") -> Path:
     if serving is not None:
         if not (serving / "fanzha.json").is_file():
             raise SystemExit(f"error: {serving} is not a serving artifact; run `fanzha export {model} {serving}`")
         return serving
-    serving = out / "serving"
+    serving = out / name
     if not (serving / "fanzha.json").is_file() or (serving / "fanzha.json").stat().st_mtime < (model / "config.json").stat().st_mtime:
         from fanzha.exporting import export  # certified variants, as `fanzha export`
 
@@ -65,7 +70,7 @@ def http(kind: str, start, url_path: str, payloads, levels, seconds: float, requ
     rows = []
     with start() as base:
         info = {}
-        if kind in ("service", "floor"):
+        if kind in ("service", "floor", "student"):
             import urllib.request
 
             with urllib.request.urlopen(base + "/info", timeout=10) as r:
@@ -112,9 +117,10 @@ def chat(start, sms_payloads, chat_payloads, levels, sms_concurrency: int, secon
     return out
 
 
-def ratios(r: dict) -> dict:
+def model_ratios(service: dict | None, peer: dict | None, engines: dict) -> dict:
+    """One model's ratios: its service against its pipeline peer and against raw ORT batched
+    throughput of the variant it serves."""
     out = {}
-    service, peer, engines = r.get("service"), r.get("peer"), r.get("engines", {})
     best = lambda part: max(x["throughput_rps"] for x in part["levels"])  # noqa: E731
     if service and peer and best(peer) > 0:
         out["service_vs_peer"] = round(best(service) / best(peer), 2)
@@ -126,10 +132,20 @@ def ratios(r: dict) -> dict:
         raw = max(engine["batch32_msg_per_s"], engine["batch64_msg_per_s"])
         out["service_vs_ort"] = round(best(service) / raw, 2)
         out["service_vs_ort_engine"] = f"ort-{short} (the served variant), best of batch 32/64: {raw} msg/s"
+    return out
+
+
+def one_client(service: dict | None) -> dict | None:
+    return next((x for x in service["levels"] if x["concurrency"] == 1), None) if service else None
+
+
+def ratios(r: dict) -> dict:
+    service, engines = r.get("service"), r.get("engines", {})
+    out = model_ratios(service, r.get("peer"), engines)
     floor = r.get("floor")
     if service and floor:
         by_level = {x["concurrency"]: x for x in floor["levels"]}
-        one, null = next((x for x in service["levels"] if x["concurrency"] == 1), None), by_level.get(1)
+        one, null = one_client(service), by_level.get(1)
         if one and null and one["p50_ms"]:
             out["floor_p50_ms"] = null["p50_ms"]
             out["floor_share_of_service_p50"] = round(null["p50_ms"] / one["p50_ms"], 2)
@@ -144,7 +160,7 @@ def ratios(r: dict) -> dict:
         out["int8_vs_fp32_batch32_throughput"] = round(i8["batch32_msg_per_s"] / f32["batch32_msg_per_s"], 2)
         out["int8_vs_fp32_batch1_speedup"] = round(f32["batch1"]["p50_ms"] / i8["batch1"]["p50_ms"], 2)
     if service:
-        one = next((x for x in service["levels"] if x["concurrency"] == 1), None)
+        one = one_client(service)
         if one:
             out["targets"] = {"http_p50_ms": [one["p50_ms"], one["p50_ms"] <= TARGETS["http_p50_ms"]],
                               "http_p99_ms": [one["p99_ms"], one["p99_ms"] <= TARGETS["http_p99_ms"]]}
@@ -155,7 +171,53 @@ def ratios(r: dict) -> dict:
         out.update(r["mixed"]["ratios"])
         for key, value in r["mixed"]["ratios"].items():
             out.setdefault("targets", {})[key] = [value, value >= TARGETS[key]]
+    student = r.get("student")
+    if student:
+        own = model_ratios(student.get("service"), student.get("peer"), student.get("engines", {}))
+        out.update({f"student_{k}": v for k, v in own.items()})
+        one = one_client(student.get("service"))
+        targets = out.setdefault("targets", {})
+        if one:
+            targets["student_http_p50_ms"] = [one["p50_ms"], one["p50_ms"] <= TARGETS["student_http_p50_ms"]]
+            targets["student_http_p99_ms"] = [one["p99_ms"], one["p99_ms"] <= TARGETS["student_http_p99_ms"]]
+            teacher = one_client(service)
+            if teacher and one["p50_ms"]:
+                out["teacher_vs_student_http_p50"] = round(teacher["p50_ms"] / one["p50_ms"], 2)
+        for key in ("service_vs_ort", "service_vs_peer"):
+            if key in own:
+                targets[f"student_{key}"] = [own[key], own[key] >= TARGETS[f"student_{key}"]]
     return out
+
+
+def teacher_vs_student(r: dict) -> list[str]:
+    """The side-by-side table of `--student`: engine batch-1 and batch-64, HTTP at each level, the
+    pipeline peer on each model, and each model's ratios."""
+    teacher = {"engines": r.get("engines", {}), "service": r.get("service"), "peer": r.get("peer")}
+    student = r["student"]
+    rows: list[tuple[str, object, object]] = []
+    for engine in sorted(set(teacher["engines"]) & set(student.get("engines", {}))):
+        t, s = teacher["engines"][engine], student["engines"][engine]
+        rows += [(f"{engine} batch-1 p50 / p99 ms", f"{t['batch1']['p50_ms']} / {t['batch1']['p99_ms']}",
+                  f"{s['batch1']['p50_ms']} / {s['batch1']['p99_ms']}"),
+                 (f"{engine} batch-64 msg/s", t["batch64_msg_per_s"], s["batch64_msg_per_s"])]
+    for kind in ("service", "peer"):
+        if teacher[kind] and student.get(kind):
+            by_level = {x["concurrency"]: x for x in student[kind]["levels"]}
+            for x in teacher[kind]["levels"]:
+                y = by_level.get(x["concurrency"])
+                if y:
+                    rows.append((f"{'HTTP' if kind == 'service' else 'pipeline peer'} c={x['concurrency']}: p50 / p99 ms, req/s",
+                                 f"{x['p50_ms']} / {x['p99_ms']}, {x['throughput_rps']}",
+                                 f"{y['p50_ms']} / {y['p99_ms']}, {y['throughput_rps']}"))
+    ratio = r.get("ratios", {})
+    for key in ("service_vs_peer", "service_vs_ort"):
+        if key in ratio or f"student_{key}" in ratio:
+            rows.append((key, ratio.get(key), ratio.get(f"student_{key}")))
+    lines = [f"**Teacher vs student** (teacher {r['model']}, student {student['model']}; served variants "
+             f"{(r.get('service') or {}).get('variant')} / {(student.get('service') or {}).get('variant')})", "",
+             "| figure | teacher | student |", "|---|---:|---:|"]
+    lines += [f"| {name} | {t} | {s} |" for name, t, s in rows]
+    return lines + [""]
 
 
 def markdown(r: dict) -> str:
@@ -196,6 +258,8 @@ def markdown(r: dict) -> str:
                   for x in m["service"]["levels"]]
         lines += ["", f"Raw ORT ({m['ort']['variant']}), batches of {m['ort']['batch']}: length-sorted "
                   f"{m['ort']['sorted_msg_per_s']} msg/s, arrival order {m['ort']['arrival_order_msg_per_s']} msg/s.", ""]
+    if r.get("student"):
+        lines += teacher_vs_student(r)
     if r.get("shadow"):
         from bench.shadow import markdown as shadow_markdown
 
@@ -236,6 +300,11 @@ def main(argv=None) -> int:
     parser.add_argument("--shadow-serving", type=Path, help="a second serving artifact: the shadow part measures "
                         "/classify without and with it as --shadow (default: part skipped)")
     parser.add_argument("--shadow-levels", default="1,8", help="HTTP concurrency levels of the shadow part")
+    parser.add_argument("--student", type=Path, help="a distilled student's model artifact (fanzha distill): the "
+                        "student part measures its engines, its service and its pipeline peer beside the model's, "
+                        "on the same messages and levels (default: part skipped)")
+    parser.add_argument("--student-serving", type=Path, help="the student's serving artifact (default: exported "
+                        "into OUT/student-serving)")
     parser.add_argument("--campaign-sizes", default="10000,100000", help="stored reports of the campaigns part")
     parser.add_argument("--seconds", type=float, help="per HTTP level (default 10, quick 0.5)")
     parser.add_argument("--skip", default="", help=f"comma-separated parts to skip: {','.join(PARTS)}")
@@ -311,6 +380,20 @@ def main(argv=None) -> int:
         log(f"[bench] mixed   raw ORT sorted batches of 64: {part['ort']['sorted_msg_per_s']} msg/s "
             f"(arrival order {part['ort']['arrival_order_msg_per_s']}); {part['ratios']}")
         results["mixed"] = part
+    if "student" not in skip and args.student:
+        if not (args.student / "config.json").is_file():
+            parser.error(f"--student: {args.student} is not a model artifact (fanzha distill writes one)")
+        student = serving_artifact(args.student, args.student_serving, args.out, "student-serving")
+        part = {"model": str(args.student), "serving": str(student)}
+        if "engines" not in skip:
+            part["engines"] = engines.measure(args.student, student, texts, max_length, 5 if args.quick else 300,
+                                              64 if args.quick else 384, log=log)
+        part["service"] = http("student", lambda: servers.fanzha_service(student, env), "/classify", payloads,
+                               levels, seconds, requests, log)
+        if "peer" not in skip:
+            part["peer"] = http("s-peer", lambda: servers.peer_service(args.student, max_length), "/classify",
+                                payloads, levels, seconds, requests, log)
+        results["student"] = part
     if "shadow" not in skip and args.shadow_serving:
         from bench import shadow
 

@@ -26,7 +26,9 @@ most one point against the fp32 fused reference (model.opt.onnx).
 The result is fanzha.json's `certified` (one entry per shipped CPU variant):
     {"model.int8.onnx": {"temperature", "block_threshold", "max_fpr", "confidence",
                          "validation": {"rows", "legit_rows", "fraud_rows", "false_block_rate",
-                                        "blocked_fraud_recall"}, "test": {...}}, ...}
+                                        "blocked_fraud_recall", "highest_legit": [...]}, "test": {...}}, ...}
+`highest_legit`: the ten legitimate validation rows with the highest fraud scores, which set the
+threshold (source, label, synthetic template id, score; no text).
 No torch here: serving may import data/ only.
 """
 from __future__ import annotations
@@ -54,14 +56,15 @@ class _Split:
     """Labelled rows prepared once (the texts the service would score), with their kinds."""
 
     def __init__(self, rows: list[dict], taxonomy: Taxonomy, prep):
-        prepared = [(prep(r["text"]), r["label"], r.get("source")) for r in rows]
+        prepared = [(prep(r["text"]), r["label"], r.get("source"), r.get("group")) for r in rows]
         kept = [row for row in prepared if row[0]]  # an empty text is an error in serving, not a score
-        self.texts = [p for p, _, _ in kept]
-        self.labels = [label for _, label, _ in kept]
+        self.texts = [p for p, _, _, _ in kept]
+        self.labels = [label for _, label, _, _ in kept]
+        self.groups = [group for _, _, _, group in kept]  # the synthetic template id, where there is one
         self.allowed = np.array([taxonomy.allowed_mask(label) for label in self.labels], dtype=bool)
         self.is_fraud, self.is_legit = label_kinds(self.labels, taxonomy)
         # chat utterances (data/hygiene.py CHAT_SOURCES): what `certify_legit: sms` leaves out
-        self.sources = [source for _, _, source in kept]
+        self.sources = [source for _, _, source, _ in kept]
         self.is_chat = chat_rows(self.sources)
 
     def legit(self, which: str) -> np.ndarray:
@@ -99,6 +102,7 @@ def certify_variant(predictor, validation: _Split, test: _Split | None = None, m
              "validation": block_figures(val_fraud, validation.is_fraud, fitted_on, threshold)}
     entry["validation"]["clopper_pearson_bound_holds"] = bool(
         allowed_false_blocks(int(fitted_on.sum()), max_fpr, confidence) >= 0)
+    entry["validation"]["highest_legit"] = highest_legit(val_fraud, fitted_on, validation)
     test_fraud = None
     if test is not None and test.texts:
         test_fraud = predictor.fraud_scores(calibrated(predictor.logits(test.texts), temperature))
@@ -114,6 +118,19 @@ def certify_variant(predictor, validation: _Split, test: _Split | None = None, m
             entry["test_chat_rows"] = block_figures(test_fraud[test.is_chat], test.is_fraud[test.is_chat],
                                                     test.is_legit[test.is_chat], threshold)
     return entry
+
+
+HIGHEST_LEGIT = 10
+
+
+def highest_legit(fraud: np.ndarray, legit: np.ndarray, split: _Split, n: int = HIGHEST_LEGIT) -> list[dict]:
+    """The legitimate rows that set the threshold: the `n` highest fraud scores among the rows it
+    was fitted on, with their source, label and template (no text: real messages stay out of the
+    artifact). One unseen template family near 1.0 can hold a threshold up on its own."""
+    idx = np.flatnonzero(legit)
+    top = idx[np.argsort(-fraud[idx], kind="stable")[:n]]
+    return [{"fraud_score": round(float(fraud[i]), 6), "source": split.sources[i], "label": split.labels[i],
+             "group": split.groups[i]} for i in top]
 
 
 def int8_guard(certified: dict, reference: str = REFERENCE, candidate: str = INT8,

@@ -2,8 +2,8 @@
 engines, the real BentoML service (/classify, and /chat alone and beside SMS), the same service
 over a null model (the HTTP floor) and the FastAPI +
 pipeline peer under the HTTP load generator,
-normalization, batch scoring and the feedback campaigns (on the shared data), written as JSON
-and Markdown with the ratios."""
+normalization, batch scoring, the feedback campaigns (on the shared data) and a student beside
+the model, written as JSON and Markdown with the ratios."""
 import json
 import subprocess
 import sys
@@ -16,7 +16,9 @@ def test_bench_quick_runs_every_part_and_writes_ratios(tiny_model, tiny_serving,
     out = tmp_path / "bench"
     run = subprocess.run([sys.executable, "-m", "bench.run", "--model", str(tiny_model), "--serving", str(tiny_serving),
                           "--out", str(out), "--quick", "--levels", "1,4", "--chat-levels", "1,2",
-                          "--shadow-serving", str(tiny_serving_better), "--shadow-levels", "1,4"],
+                          "--shadow-serving", str(tiny_serving_better), "--shadow-levels", "1,4",
+                          # the student part's wiring, with the better tiny model standing in for a student
+                          "--student", str(tiny_serving_better.parent / "model"), "--student-serving", str(tiny_serving_better)],
                          cwd=REPO, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
@@ -46,7 +48,16 @@ def test_bench_quick_runs_every_part_and_writes_ratios(tiny_model, tiny_serving,
     assert all(x["lookup_us_per_msg"] > 0 and x["legit_messages"] > 0 and x["variant_recall"] > 0
                for x in campaigns["sizes"])
     assert [p["blocked"] for p in campaigns["post_to_block"]] == [True, True]
+    student = results["student"]  # engines, service and peer of a second model, same messages and levels
+    assert {"ort-fp32", "ort-opt"} <= set(student["engines"])
+    for kind in ("service", "peer"):
+        assert [x["concurrency"] for x in student[kind]["levels"]] == [1, 4]
+        assert all(x["requests"] > 0 and x["errors"] == 0 for x in student[kind]["levels"])
+    assert ratios["student_service_vs_peer"] > 0 and ratios["student_service_vs_ort"] > 0
+    assert ratios["teacher_vs_student_http_p50"] > 0
+    assert {"student_http_p50_ms", "student_http_p99_ms", "student_service_vs_peer"} <= set(ratios["targets"])
     table = (out / "results.md").read_text(encoding="utf-8")
+    assert "**Teacher vs student**" in table and "| HTTP c=4: p50 / p99 ms, req/s |" in table
     assert "Feedback campaigns" in table
     assert "**Shadow**" in table and "Mixed lengths" in table
     assert "floor: the service over a null model" in table

@@ -105,6 +105,11 @@ def test_every_shipped_variant_is_certified_and_the_policy_says_so(tiny_serving)
         assert v["rows"] == v["legit_rows"] + v["fraud_rows"] + (v["rows"] - v["legit_rows"] - v["fraud_rows"])
         assert v["legit_rows"] > 0 and v["fraud_rows"] > 0 and v["false_block_rate"] <= 0.001
         assert set(entry["test"]) >= {"rows", "legit_rows", "fraud_rows", "false_block_rate", "blocked_fraud_recall"}
+        top = v["highest_legit"]  # the legitimate rows that set the threshold, highest first, no text
+        assert len(top) == 10 and [t["fraud_score"] for t in top] == sorted((t["fraud_score"] for t in top), reverse=True)
+        assert all(set(t) == {"fraud_score", "source", "label", "group"} for t in top)
+        allowed = int(round(v["false_block_rate"] * v["legit_rows"]))  # rows at or above the threshold
+        assert all(t["fraud_score"] < entry["block_threshold"] + 1e-6 for t in top[allowed:])
     assert meta["temperature"] == meta["certified"][meta["default_variant"]]["temperature"]
     policy = yaml.safe_load((tiny_serving / "policy.yaml").read_text(encoding="utf-8"))
     assert policy["thresholds"]["fraud"]["block"] == "certified"

@@ -162,3 +162,40 @@ def test_collect_refuses_a_folder_of_another_kind_and_keeps_the_earlier_run(tmp_
         collect.main([str(bench), "--kind", "evaluate", *argv])
     assert sorted(p.name for p in results.iterdir()) == ["run"], "no partial folder left behind"
     assert json.loads((results / "run" / "meta.json").read_text(encoding="utf-8"))["kind"] == "bench"
+
+
+def test_collect_gate_keeps_the_verdict_and_no_message_text(tmp_path):
+    """A gate report (serving.lifecycle.gate.write_report's gate.json) collected for lifecycle.md:
+    the gates and slices stay, the negative flips' detail keeps the golden ids only."""
+    from serving.lifecycle.gate import write_report
+
+    collect = load(REPO / "docs" / "results" / "collect.py")
+    results_md = load(REPO / "docs" / "gen" / "results_md.py")
+    report = {"created": "2026-12-03T08:00:00Z", "passed": False, "failed": ["negative_flips"],
+              "candidate": {"folder": "artifacts/sms-student/serving", "model_name": "fanzha-sms", "version": "s1"},
+              "champion": {"folder": "artifacts/sms/serving", "model_name": "fanzha-sms", "version": "t1"},
+              "golden": {"version": "1-abc", "rows": 8, "fingerprint": "f" * 12},
+              "gates": [{"name": "false_block_ceiling", "candidate": 0.0004, "champion": 0.0005, "limit": 0.001,
+                         "passed": True, "detail": "1 of 4940 legitimate rows blocked"},
+                        {"name": "negative_flips", "candidate": 2, "champion": 0, "limit": 1, "passed": False,
+                         "detail": "g-17: SECRET-TEXT 您的快递已签收; g-40: SECRET-TEXT 尊敬的客户"}],
+              "slices": [{"field": "region", "value": "tw", "part": "fraud", "metric": "blocked_recall", "rows": 39,
+                          "candidate": 0.7, "champion": 0.72, "limit": 0.67, "passed": True, "skipped": None,
+                          "blocked_candidate": 0.7, "blocked_champion": 0.72}]}
+    write_report(report, tmp_path / "gate")
+    results = tmp_path / "results"
+    assert collect.main([str(tmp_path / "gate"), "--name", "tiny-gate", "--kind", "gate", "--results-dir", str(results),
+                         "--command", "python -m serving.lifecycle.gate --candidate C"]) == 0
+    copied = results / "tiny-gate"
+    assert sorted(p.name for p in copied.iterdir()) == ["gate.json", "meta.json"]
+    for path in copied.iterdir():
+        assert b"SECRET" not in path.read_bytes(), f"{path.name} holds a message text"
+    kept = json.loads((copied / "gate.json").read_text(encoding="utf-8"))
+    assert kept["gates"][1]["detail"] == "g-17; g-40" and kept["failed"] == ["negative_flips"]
+    meta = json.loads((copied / "meta.json").read_text(encoding="utf-8"))
+    assert meta["measured"] == "2026-12-03T08:00:00Z" and meta["passed"] is False
+    page = results_md.render("gate", results)
+    assert "REFUSED: negative_flips" in page and "artifacts/sms-student/serving" in page and "SECRET" not in page
+    assert "| region | tw | fraud | blocked_recall | 39 |" in page
+    with pytest.raises(SystemExit, match="no gate.json"):
+        collect.main([str(tmp_path), "--name", "x", "--kind", "gate", "--results-dir", str(results), "--command", "c"])

@@ -8,6 +8,7 @@ A page asks for one with a marker line; the hook replaces it:
 | `<!-- generate: settings -->` | every environment variable | `data.settings.markdown()` |
 | `<!-- generate: results bench -->` | collected `make bench` runs | docs/results/*/meta.json (docs/gen/results_md.py) |
 | `<!-- generate: results evaluate -->` | collected `fanzha evaluate` runs | the same |
+| `<!-- generate: results gate -->` | collected gate reports (`fanzha promote`'s gate) | the same |
 
 A source that fails stops the build (`mkdocs build --strict` turns the logged error into a
 failure), so a page never ships with a stale or missing table.

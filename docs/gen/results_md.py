@@ -20,6 +20,8 @@ HOW = {
     "evaluate": ("fanzha evaluate artifacts/sms/model artifacts/data/all --obfuscate --probes",
                  "artifacts/sms/model/eval", "sms-eval"),
     "bench-train": ("make bench-train", "artifacts/bench-train", "sms-train-step"),
+    "gate": ("python -m serving.lifecycle.gate --candidate artifacts/sms/serving --golden artifacts/golden --out artifacts/sms/gate",
+             "artifacts/sms/gate", "sms-gate"),
 }
 HEADLINE = [("macro_f1", "macro-F1 (fine labels)"), ("accuracy", "accuracy (fine labels)"),
             ("category_accuracy", "category accuracy"), ("telecom_fraud_type_macro_f1", "telecom fraud-type macro-F1"),
@@ -52,6 +54,8 @@ def fmt(value) -> str:
 def about(folder: Path, meta: dict) -> list[str]:
     m = meta.get("machine") or {}
     machine = f"{m.get('cpu_model', '?')}; {m.get('cores', '?')} cores ({m.get('cores_usable', '?')} usable)"
+    if m.get("cpu_isa"):
+        machine += ", " + " ".join(m["cpu_isa"])
     if m.get("memory_gib"):
         machine += f", {m['memory_gib']} GiB"
     rows = [("measured", meta.get("measured")), ("machine", machine), ("command", f"`{meta.get('command')}`")]
@@ -120,13 +124,35 @@ def evaluate_run(folder: Path, meta: dict) -> list[str]:
     return lines
 
 
+def gate_run(folder: Path, meta: dict) -> list[str]:
+    report = json.loads((folder / "gate.json").read_text(encoding="utf-8"))
+    verdict = "PASSED" if report.get("passed") else "REFUSED: " + ", ".join(report.get("failed") or [])
+    who = lambda d: f"`{d.get('folder')}` ({d.get('model_name')} {d.get('version')})" if d else "none (first champion)"  # noqa: E731
+    golden = report.get("golden") or {}
+    lines = [f"### {folder.name}: {verdict}", ""] + about(folder, meta)
+    lines += [f"Candidate {who(report.get('candidate'))}; champion {who(report.get('champion'))}; golden set "
+              f"{golden.get('version')}, {golden.get('rows')} rows.", ""]
+    lines += table(["gate", "candidate", "champion", "limit", "result", "detail"],
+                   [[g["name"], g.get("candidate"), g.get("champion"), g.get("limit"), "pass" if g.get("passed") else "**FAIL**",
+                     g.get("detail") or ""] for g in report.get("gates", [])])
+    shown = [s for s in report.get("slices", []) if not s.get("skipped") or s.get("skipped") == "no champion"]
+    if shown:
+        lines += ["Per slice (the golden set's fields and values):", ""]
+        lines += table(["field", "value", "part", "metric", "rows", "candidate", "champion", "blocked (candidate)",
+                        "blocked (champion)", "result"],
+                       [[s["field"], s["value"], s["part"], s["metric"], s["rows"], s.get("candidate"), s.get("champion"),
+                         s.get("blocked_candidate"), s.get("blocked_champion"),
+                         "–" if s.get("passed") is None else "pass" if s["passed"] else "**FAIL**"] for s in shown])
+    return lines
+
+
 def render(kind: str, results: Path = RESULTS) -> str:
     found = runs(kind, results)
     if not found:
         command, src, name = HOW[kind]
         return "\n".join([
             '!!! note "No results collected yet"',
-            f"    No {'evaluation' if kind == 'evaluate' else 'benchmark'} run has been collected into `docs/results/` yet, "
+            f"    No { {'evaluate': 'evaluation', 'gate': 'gate'}.get(kind, 'benchmark') } run has been collected into `docs/results/` yet, "
             "so this page shows no measured figures. To add one:",
             "",
             "    ```bash",
@@ -137,7 +163,7 @@ def render(kind: str, results: Path = RESULTS) -> str:
     lines = [f"{len(found)} run(s) collected, newest first.", ""]
     for folder, meta in found:
         lines += (bench_run(folder, meta) if kind == "bench" else bench_run(folder, meta, "train_step.md")
-                  if kind == "bench-train" else evaluate_run(folder, meta))
+                  if kind == "bench-train" else gate_run(folder, meta) if kind == "gate" else evaluate_run(folder, meta))
     return "\n".join(lines)
 
 

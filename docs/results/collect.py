@@ -4,12 +4,17 @@
         --command "make bench MODEL=artifacts/sms/model SERVING=artifacts/sms/serving"
     .venv/bin/python docs/results/collect.py artifacts/sms/model/eval --name sms-eval --kind evaluate \
         --command "fanzha evaluate artifacts/sms/model artifacts/data/all --obfuscate --probes"
+    .venv/bin/python docs/results/collect.py artifacts/sms/gate --name sms-gate --kind gate \
+        --command "python -m serving.lifecycle.gate --candidate ... --golden artifacts/golden --out artifacts/sms/gate"
 
 Copies only the small summary files and writes `meta.json` (when it was measured, the machine,
 the exact command, the source folder, the git commit, each copied file's sha256):
 
 - bench (`python -m bench.run --out SRC_DIR`, what `make bench` runs): `results.json`, `results.md`.
   The exported serving artifacts, generated files and campaign stores under SRC_DIR stay behind.
+- gate (`python -m serving.lifecycle.gate ... --out SRC_DIR`, what `fanzha promote` runs): `gate.json`
+  with its verdict, gates, figures, slices and latency; the negative flips' detail (golden ids
+  and the start of each message) is cut to the ids, and no other text is kept.
 - evaluate (`fanzha evaluate ... --out SRC_DIR`, default MODEL/eval; a model folder, or the
   FILE.json of `--out FILE.json`, works too):
   `report.json` without any message text (the most confident mistakes and the disguised examples
@@ -34,7 +39,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-KINDS = ("bench", "evaluate", "bench-train")
+KINDS = ("bench", "evaluate", "bench-train", "gate")
 MAX_BYTES = 2 << 20  # a summary file larger than this is not a summary
 TEXT_KEYS = {"text", "texts", "example", "examples", "confident_errors"}  # message texts, never committed
 PLOT = re.compile(r"<h2>([^<]*)</h2>\s*<img[^>]*src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"")
@@ -51,9 +56,25 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+ISA = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_isa() -> list[str]:
+    """The vector extensions the engines' speed depends on (int8 VNNI, bf16): "AMD EPYC" alone names
+    machines from AVX2-only to AVX-512-BF16, whose figures differ by 2x."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.lower().startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return [f for f in ISA if f in flags]
+    except OSError:
+        pass
+    return []
+
+
 def machine() -> dict:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    out = {"cpu_model": cpu_model(), "cores": os.cpu_count(), "cores_usable": usable,
+    out = {"cpu_model": cpu_model(), "cpu_isa": cpu_isa(), "cores": os.cpu_count(), "cores_usable": usable,
            "platform": platform.platform(), "python": platform.python_version()}
     try:
         pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
@@ -125,6 +146,24 @@ def collect_bench_train(src: Path, dest: Path) -> tuple[dict, list[str]]:
             "load_avg_after": data.get("load_avg_after"), "removed_fields": []}, files
 
 
+def collect_gate(src: Path, dest: Path) -> tuple[dict, list[str]]:
+    """The gate's report (gate.json), its message texts left out: the negative flips' detail keeps ids only."""
+    report = src / "gate.json"
+    if not report.is_file():
+        raise SystemExit(f"collect: {src} has no gate.json — is it the --out folder of python -m serving.lifecycle.gate?")
+    data = json.loads(report.read_text(encoding="utf-8"))
+    removed: set = set()
+    data = without_texts(data, removed)
+    for gate in data.get("gates", []):
+        if gate.get("name") == "negative_flips" and gate.get("detail"):
+            gate["detail"] = "; ".join(part.split(":", 1)[0].strip() for part in gate["detail"].split("; "))
+            removed.add("gates.negative_flips.detail (message starts)")
+    (dest / "gate.json").write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    about = {"measured": data.get("created"), "passed": data.get("passed"), "failed": data.get("failed"),
+             "candidate": (data.get("candidate") or {}).get("folder"), "champion": (data.get("champion") or {}).get("folder")}
+    return {**about, "removed_fields": sorted(removed)}, ["gate.json"]
+
+
 def collect_evaluate(src: Path, dest: Path) -> tuple[dict, list[str]]:
     if src.suffix == ".json" and src.is_file():  # `fanzha evaluate ... --out FILE.json`: FILE.html beside it
         report = src
@@ -177,7 +216,7 @@ def main(argv=None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        about, files = {"bench": collect_bench, "bench-train": collect_bench_train,
+        about, files = {"bench": collect_bench, "bench-train": collect_bench_train, "gate": collect_gate,
                         "evaluate": collect_evaluate}[args.kind](args.src, work)
         meta = {"name": args.name, "kind": args.kind, "command": args.command, "note": args.note,
                 "collected": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(), "source": str(args.src),

@@ -59,6 +59,7 @@ from data.encoding import prepare
 from data.hygiene import SPLITS, clean, scrub_speakers, split_records, split_report
 from data.normalize import normalize
 from data.sources import (FILES, DataError, LoadReport, _csv_rows, _label, _TRUE, _FALSE, data_dir, json_records,
+                          unlabelled_conversation,
                           write_jsonl)
 from data.taxonomy import Taxonomy, load_taxonomy
 
@@ -148,8 +149,8 @@ def load_golfxiao_conversations(path=None, limit=None, report=None, tax=None) ->
             continue
         if conv.fraud_turns:
             conv.first_fraud = conv.fraud_turns[0]
-        elif label != "normal":
-            conv.label = None  # fraud file, no fraudster turn marked: unlabelled
+        elif unlabelled_conversation(label, False):
+            conv.label = None  # fraud file, no fraudster turn marked: unlabelled (as data.sources leaves it out)
         report.records[source] += 1
         yield conv
 

@@ -158,10 +158,22 @@ def load_telecom_fraud_texts(path=None, limit=None, report=None, tax=None) -> It
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 
 
+UNLABELLED_CONVERSATION = "fraud-file conversation with no utterance marked is_fraud (unlabelled)"
+
+
+def unlabelled_conversation(label: str, any_fraud_marked: bool) -> bool:
+    """A golfxiao conversation from a fraud file (`label` not normal) with no utterance marked
+    is_fraud: its fraudster was not marked ("诈骗者李伟" with is_fraud False; ../shared/data/README.md),
+    so its turns' labels are unknown. Both loaders leave it out: this one (utterances) and
+    data.conversations (whole conversations)."""
+    return label != "normal" and not any_fraud_marked
+
+
 def load_golfxiao_dialogs(path=None, limit=None, report=None, tax=None) -> Iterator[dict]:
     """One record per utterance: a fraudster's (is_fraud) is fraud of its conversation's type, every
     other one is `normal`. The speaker column is never used; speaker names written inside the content
-    ("李明：…", "骗子：…") are scrubbed with the names of the conversation's speakers."""
+    ("李明：…", "骗子：…") are scrubbed with the names of the conversation's speakers. A fraud-file
+    conversation with no fraudster marked is left out (`unlabelled_conversation`, counted as skipped)."""
     source, path, tax = "golfxiao_dialogs", Path(path or data_dir() / "chat/golfxiao_dialogs.csv"), tax or load_taxonomy()
     report = report if report is not None else LoadReport()
     rows = _csv_rows(path, ("fraud_type", "case", "speaker", "content", "is_fraud"), limit)
@@ -170,8 +182,14 @@ def load_golfxiao_dialogs(path=None, limit=None, report=None, tax=None) -> Itera
     for item in itertools.chain(rows, [None]):
         if buffer and (item is None or item[1]["case"] != buffer[0][1]["case"]):
             names = {r["speaker"].strip() for _, r in buffer if r["speaker"].strip()}
-            for lineno, r in buffer:
-                yield from _golfxiao_record(r, lineno, names, source, path, tax, report)
+            records = [rec for lineno, r in buffer for rec in _golfxiao_record(r, lineno, names, source, path, tax, report)]
+            label = _label(tax, source, buffer[0][1]["fraud_type"], path, f"line {buffer[0][0]}")
+            if records and unlabelled_conversation(label, any(rec["label"] != "normal" for rec in records)):
+                for _ in records:
+                    report.records[source] -= 1
+                    report.skip(source, UNLABELLED_CONVERSATION, f"case {buffer[0][1]['case']}")
+                records = []
+            yield from records
             buffer = []
         if item is not None:
             buffer.append(item)

@@ -78,6 +78,44 @@ def test_load_sources_all_four_slices(source_dir):
 
 # --- synthetic files ------------------------------------------------------------------------
 
+def test_fraud_file_conversation_without_a_marked_fraudster_is_left_out_as_the_chat_loader_does(tmp_path):
+    """A golfxiao conversation in a fraud file with no utterance marked is_fraud is unlabelled (its
+    fraudster was not marked: ../shared/data/README.md): data.conversations already left it out;
+    the utterance loader labelled every turn `normal`, so fraudsters' lines became legitimate
+    rows (one was blocked in the golden set and refused the SMS model, 2026-12-03)."""
+    from data.conversations import load_golfxiao_conversations
+
+    path = tmp_path / "golfxiao.csv"
+    path.write_text("fraud_type,case,speaker,content,is_fraud\n"
+                    "网络贷款诈骗,a.csv#1,骗子,先交一千元解冻费,True\n"
+                    "网络贷款诈骗,a.csv#1,受害人,好的,False\n"
+                    "网络贷款诈骗,a.csv#2,李明,您需要提供工作证明和借款用途,False\n"
+                    "网络贷款诈骗,a.csv#2,王芳,好的我准备一下,False\n"
+                    "none,m.csv#会议,发言人1,下面请各位介绍一下本季度的业绩,False\n", encoding="utf-8")
+    report = LoadReport()
+    rows = list(sources.load_golfxiao_dialogs(path, report=report))
+    assert [(r["group"], r["label"]) for r in rows] == [
+        ("golfxiao_dialogs:a.csv#1", "fraud.loan"), ("golfxiao_dialogs:a.csv#1", "normal"),
+        ("golfxiao_dialogs:m.csv#会议", "normal")]
+    assert report.skipped[("golfxiao_dialogs", sources.UNLABELLED_CONVERSATION)] == 2
+    assert report.rows["golfxiao_dialogs"] == 5 and report.records["golfxiao_dialogs"] == 3
+    unlabelled = {c.group for c in load_golfxiao_conversations(path) if c.label is None}
+    assert unlabelled == {"golfxiao_dialogs:a.csv#2"} and not unlabelled & {r["group"] for r in rows}
+
+
+@pytest.mark.shared_data
+def test_golfxiao_utterances_and_conversations_agree_on_what_is_unlabelled(source_dir):
+    from data.conversations import load_golfxiao_conversations
+
+    path = source_dir / sources.FILES["golfxiao_dialogs"]
+    report = LoadReport()
+    groups = {r["group"] for r in sources.load_golfxiao_dialogs(path, limit=13000, report=report)}
+    unlabelled = {c.group for c in load_golfxiao_conversations(path, limit=13000) if c.label is None}
+    assert unlabelled, "the first 13,000 rows hold fraud-file conversations without a marked fraudster"
+    assert not groups & unlabelled
+    assert report.skipped[("golfxiao_dialogs", sources.UNLABELLED_CONVERSATION)] > 0
+
+
 def test_fake_sources_load(fake_dir):
     records, report = load_sources(data_dir=fake_dir)
     by_source = {}

@@ -159,6 +159,7 @@ _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 
 
 UNLABELLED_CONVERSATION = "fraud-file conversation with no utterance marked is_fraud (unlabelled)"
+UNMARKED_FRAUDSTER = "unmarked utterance of a speaker marked is_fraud elsewhere in the conversation (unlabelled)"
 
 
 def unlabelled_conversation(label: str, any_fraud_marked: bool) -> bool:
@@ -173,7 +174,9 @@ def load_golfxiao_dialogs(path=None, limit=None, report=None, tax=None) -> Itera
     """One record per utterance: a fraudster's (is_fraud) is fraud of its conversation's type, every
     other one is `normal`. The speaker column is never used; speaker names written inside the content
     ("李明：…", "骗子：…") are scrubbed with the names of the conversation's speakers. A fraud-file
-    conversation with no fraudster marked is left out (`unlabelled_conversation`, counted as skipped)."""
+    conversation with no fraudster marked is left out (`unlabelled_conversation`), and so is an
+    unmarked line of a speaker marked is_fraud elsewhere in the conversation (the fraudster's
+    grooming turns: never legitimate), each counted as skipped."""
     source, path, tax = "golfxiao_dialogs", Path(path or data_dir() / "chat/golfxiao_dialogs.csv"), tax or load_taxonomy()
     report = report if report is not None else LoadReport()
     rows = _csv_rows(path, ("fraud_type", "case", "speaker", "content", "is_fraud"), limit)
@@ -182,7 +185,18 @@ def load_golfxiao_dialogs(path=None, limit=None, report=None, tax=None) -> Itera
     for item in itertools.chain(rows, [None]):
         if buffer and (item is None or item[1]["case"] != buffer[0][1]["case"]):
             names = {r["speaker"].strip() for _, r in buffer if r["speaker"].strip()}
-            records = [rec for lineno, r in buffer for rec in _golfxiao_record(r, lineno, names, source, path, tax, report)]
+            # a marked fraudster's other lines ("您好，这里是xx贷款公司的客服…" with is_fraud False): the
+            # fraudster's, so never legitimate, but not marked fraud either: left out, counted
+            fraudsters = {r["speaker"].strip() for _, r in buffer
+                          if r["speaker"].strip() and r["is_fraud"].strip().lower() in _TRUE}
+            records = []
+            for lineno, r in buffer:
+                for rec in _golfxiao_record(r, lineno, names, source, path, tax, report):
+                    if rec["label"] == "normal" and r["speaker"].strip() in fraudsters:
+                        report.records[source] -= 1
+                        report.skip(source, UNMARKED_FRAUDSTER, f"line {lineno}")
+                    else:
+                        records.append(rec)
             label = _label(tax, source, buffer[0][1]["fraud_type"], path, f"line {buffer[0][0]}")
             if records and unlabelled_conversation(label, any(rec["label"] != "normal" for rec in records)):
                 for _ in records:

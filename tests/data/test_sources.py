@@ -87,7 +87,8 @@ def test_fraud_file_conversation_without_a_marked_fraudster_is_left_out_as_the_c
 
     path = tmp_path / "golfxiao.csv"
     path.write_text("fraud_type,case,speaker,content,is_fraud\n"
-                    "网络贷款诈骗,a.csv#1,骗子,先交一千元解冻费,True\n"
+                    "网络贷款诈骗,a.csv#1,小梅,您好，这里是贷款公司的客服，您的申请已初审通过,False\n"
+                    "网络贷款诈骗,a.csv#1,小梅,先交一千元解冻费,True\n"
                     "网络贷款诈骗,a.csv#1,受害人,好的,False\n"
                     "网络贷款诈骗,a.csv#2,李明,您需要提供工作证明和借款用途,False\n"
                     "网络贷款诈骗,a.csv#2,王芳,好的我准备一下,False\n"
@@ -98,7 +99,9 @@ def test_fraud_file_conversation_without_a_marked_fraudster_is_left_out_as_the_c
         ("golfxiao_dialogs:a.csv#1", "fraud.loan"), ("golfxiao_dialogs:a.csv#1", "normal"),
         ("golfxiao_dialogs:m.csv#会议", "normal")]
     assert report.skipped[("golfxiao_dialogs", sources.UNLABELLED_CONVERSATION)] == 2
-    assert report.rows["golfxiao_dialogs"] == 5 and report.records["golfxiao_dialogs"] == 3
+    # the marked fraudster's unmarked opening line is the fraudster's, never a legitimate row
+    assert report.skipped[("golfxiao_dialogs", sources.UNMARKED_FRAUDSTER)] == 1
+    assert report.rows["golfxiao_dialogs"] == 6 and report.records["golfxiao_dialogs"] == 3
     unlabelled = {c.group for c in load_golfxiao_conversations(path) if c.label is None}
     assert unlabelled == {"golfxiao_dialogs:a.csv#2"} and not unlabelled & {r["group"] for r in rows}
 

@@ -11,7 +11,8 @@ what the service computes — and on THAT variant's logits:
   validation rows is <= max_fpr (0.1 %, PRODUCT.md) with 95 % confidence (one-sided
   Clopper-Pearson), in float32 as the policy compares. With `certify_legit: sms` (a training
   config key; configs/sms.yaml) it is fitted on the SMS-like legitimate rows, without chat
-  utterances, and `chat_block_threshold` (fitted on all of them) is what /chat decides with
+  utterances, and `chat_block_threshold` (fitted on the legitimate chat utterances alone,
+  `data.hygiene.legit_for_chat_threshold`, so that the budget holds on the chat channel) is what /chat decides with
   (serving/predictor.py `channel`);
 - the false-block rate of legitimate messages and the blocked fraud recall at that threshold are
   reported on validation and, when given, on test.
@@ -41,7 +42,7 @@ import numpy as np
 from data.calibration import (CONFIDENCE, MAX_FPR, allowed_false_blocks, block_figures, block_threshold,
                               fit_temperature)
 from data.encoding import prepare
-from data.hygiene import LEGIT_SETS, chat_rows, legit_for_threshold
+from data.hygiene import LEGIT_SETS, chat_rows, legit_for_chat_threshold, legit_for_threshold
 from serving.predictor import calibrated
 from data.taxonomy import Taxonomy, label_kinds, load_taxonomy
 
@@ -86,8 +87,10 @@ def certify_variant(predictor, validation: _Split, test: _Split | None = None, m
     `legit="sms"`: `block_threshold` (what /classify and `fanzha score` resolve `certified` to) is
     fitted on the SMS-like legitimate rows only, so that chat utterances (victims' turns, the
     noisiest legitimate rows) do not set the SMS filter's threshold; `chat_block_threshold`, fitted
-    on every legitimate row as with "all", is what /chat resolves it to. Both under the same
-    budget and confidence; the figures of each on the other's rows are reported too."""
+    on the legitimate chat utterances alone (every legitimate row when there is none:
+    `chat_legit` says which), is what /chat resolves it to. Both under the same budget and
+    confidence, each on its own channel's rows; the figures of each on the other's rows are
+    reported too."""
     if legit not in LEGIT_SETS:
         raise ValueError(f"certify_legit must be one of {LEGIT_SETS}, got {legit!r}")
     val_logits = predictor.logits(validation.texts)
@@ -108,8 +111,12 @@ def certify_variant(predictor, validation: _Split, test: _Split | None = None, m
         test_fraud = predictor.fraud_scores(calibrated(predictor.logits(test.texts), temperature))
         entry["test"] = block_figures(test_fraud, test.is_fraud, test.legit(legit), threshold)
     if legit == "sms":
-        chat = block_threshold(val_fraud, validation.is_legit, max_fpr, confidence=confidence)
+        chat_fit, entry["chat_legit"] = legit_for_chat_threshold(validation.is_legit, validation.sources)
+        chat = block_threshold(val_fraud, chat_fit, max_fpr, confidence=confidence)
         entry["chat_block_threshold"] = float(np.float32(chat))
+        entry["validation_chat_rows_at_chat_threshold"] = block_figures(
+            val_fraud[validation.is_chat], validation.is_fraud[validation.is_chat],
+            validation.is_legit[validation.is_chat], chat)
         entry["validation_chat_rows"] = block_figures(val_fraud[validation.is_chat], validation.is_fraud[validation.is_chat],
                                                       validation.is_legit[validation.is_chat], threshold)
         entry["validation_all_legit_at_chat_threshold"] = block_figures(val_fraud, validation.is_fraud,
@@ -117,6 +124,8 @@ def certify_variant(predictor, validation: _Split, test: _Split | None = None, m
         if test_fraud is not None:
             entry["test_chat_rows"] = block_figures(test_fraud[test.is_chat], test.is_fraud[test.is_chat],
                                                     test.is_legit[test.is_chat], threshold)
+            entry["test_chat_rows_at_chat_threshold"] = block_figures(
+                test_fraud[test.is_chat], test.is_fraud[test.is_chat], test.is_legit[test.is_chat], chat)
     return entry
 
 

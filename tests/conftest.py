@@ -46,6 +46,29 @@ def kill_after_first_checkpoint(command: list[str], out: Path, timeout: float = 
     return proc
 
 
+def fraud_like_legit_chat(model_dir: Path, rows: list[dict], n: int = 150) -> list[dict]:
+    """`n` legitimate chat utterances that read like fraud (a victim's turn quoting the scammer): the
+    fraud texts of `rows` this model scores highest, labelled normal from a chat source. Chosen by
+    score, they, not the SMS-like rows, are the highest-scoring legitimate rows whatever the
+    session's random base makes of a tiny model (CI once drew one whose "对方说：" + fraud quotes
+    scored below the top legitimate SMS row, and the two thresholds came out equal)."""
+    import numpy as np
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from data.taxonomy import load_taxonomy
+    from training.calibration import softmax
+    from training.evaluate import model_normalizer, predict_logits
+    from training.metrics import category_scores
+
+    fraud = [r["text"] for r in rows if r["label"].startswith("fraud")]
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    classes = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    logits = predict_logits(model, AutoTokenizer.from_pretrained(model_dir), fraud, 48,
+                            normalizer=model_normalizer(model_dir))
+    score = category_scores(softmax(logits), load_taxonomy().with_classes(classes))["fraud"]
+    return [{"text": fraud[i], "label": "normal", "source": "golfxiao_dialogs"} for i in np.argsort(-score)[:n]]
+
+
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory) -> Path:
     return build_tiny_base(tmp_path_factory.mktemp("tiny") / "base")

@@ -38,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from data.encoding import configure_tokenizer, encode_ids, pad, prepare
-from data.hygiene import legit_for_threshold
+from data.hygiene import legit_for_chat_threshold, legit_for_threshold
 from data.normalize import Normalizer
 from data.tables import read_table
 from data.taxonomy import load_taxonomy
@@ -109,12 +109,16 @@ def calibration_rows(model_dir: Path, data: Path, calibrate_on: str = "model", m
 def fit_block_thresholds(fraud_val: np.ndarray, val: list[dict], taxonomy, legit_set: str, max_fpr: float,
                          confidence: float) -> tuple[float, float | None, int]:
     """As serving/certify.py certifies: the block threshold on the legitimate validation rows
-    `certify_legit` names, and with "sms" also /chat's on every legitimate row (else None); plus
+    `certify_legit` names, and with "sms" also /chat's on the legitimate chat utterances
+    (data.hygiene.legit_for_chat_threshold; else None); plus
     how many rows fitted the first."""
     legit = label_kinds([r["label"] for r in val], taxonomy)[1]
-    fitted = legit_for_threshold(legit, [r.get("source") for r in val], legit_set)
+    sources = [r.get("source") for r in val]
+    fitted = legit_for_threshold(legit, sources, legit_set)
     threshold = block_threshold(fraud_val, fitted, max_fpr, confidence=confidence)
-    chat = block_threshold(fraud_val, legit, max_fpr, confidence=confidence) if legit_set == "sms" else None
+    chat = None
+    if legit_set == "sms":
+        chat = block_threshold(fraud_val, legit_for_chat_threshold(legit, sources)[0], max_fpr, confidence=confidence)
     return threshold, chat, int(fitted.sum())
 
 

@@ -1,5 +1,5 @@
 """`certify_legit: sms` (issue 19): the SMS threshold is certified on SMS-like legitimate rows,
-/chat keeps one certified on all of them, and every path decides with the one its channel was
+/chat's on the legitimate chat utterances, and every path decides with the one its channel was
 certified for: /classify and `fanzha score` the SMS threshold, /chat and `score --chat` the chat
 one (`Predictor.policy_for`), both through `Policy.apply`."""
 from __future__ import annotations
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from data.synth import generate
+from tests.conftest import fraud_like_legit_chat
 from serving.certify import certify_variants
 from serving.chat.conversation import ConversationScorer
 from serving.predictor import Predictor
@@ -20,11 +21,11 @@ MAX_FPR = 0.01  # a budget this small validation set can certify (0.1 % needs ~3
 
 
 @pytest.fixture(scope="module")
-def rows():
+def rows(tiny_serving_better):
     synthetic = generate(900, seed=5)
     fraud = [r for r in synthetic if r["label"].startswith("fraud")]
     # victims' turns and talk about scams: legitimate chat utterances that read like fraud
-    chat = [{"text": "对方说：" + r["text"], "label": "normal", "source": "golfxiao_dialogs"} for r in fraud[:150]]
+    chat = fraud_like_legit_chat(tiny_serving_better.parent / "model", synthetic)
     return synthetic + chat, fraud
 
 
@@ -46,13 +47,19 @@ def certified(tiny_serving_better, rows, tmp_path_factory):
 def test_the_sms_threshold_is_fitted_without_chat_utterances(certified):
     sms, everything, _ = certified
     assert sms["legit"] == "sms" and everything["legit"] == "all" and "chat_block_threshold" not in everything
-    assert sms["chat_block_threshold"] == everything["block_threshold"]  # /chat keeps today's certificate
+    # /chat's threshold is fitted on the legitimate chat turns alone, so the budget holds on that
+    # channel: fitted on every legitimate row, the easy SMS rows diluted it
+    assert sms["chat_legit"] == "chat"
+    at_chat = sms["validation_chat_rows_at_chat_threshold"]
+    assert at_chat["legit_rows"] == 150 and at_chat["false_block_rate"] <= MAX_FPR, at_chat
+    assert sms["chat_block_threshold"] >= everything["block_threshold"]
     assert sms["block_threshold"] < sms["chat_block_threshold"]  # fraud-like chat turns no longer set it
     assert sms["validation"]["legit_rows"] < everything["validation"]["legit_rows"]
     assert sms["validation"]["blocked_fraud_recall"] > everything["validation"]["blocked_fraud_recall"]
     assert sms["validation"]["clopper_pearson_bound_holds"]
     assert sms["validation_chat_rows"]["legit_rows"] == 150  # what the SMS threshold would do to chat: reported
-    assert sms["validation_all_legit_at_chat_threshold"]["false_block_rate"] == everything["validation"]["false_block_rate"]
+    # the chat threshold, at least as strict as the all-rows one, blocks no more of any legitimate row
+    assert sms["validation_all_legit_at_chat_threshold"]["false_block_rate"] <= everything["validation"]["false_block_rate"]
 
 
 def test_each_channel_decides_with_its_own_certified_threshold(certified, rows):

@@ -14,6 +14,7 @@ import yaml
 
 from data.hygiene import legit_for_threshold
 from data.synth import generate
+from tests.conftest import fraud_like_legit_chat
 from data.taxonomy import label_kinds, load_taxonomy
 from training.calibration import block_threshold, softmax
 from training.metrics import category_scores
@@ -28,11 +29,9 @@ def _write(path, rows):
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def corpus(tiny_serving_better, tmp_path_factory):
     synthetic = generate(900, seed=7)
-    fraud = [r for r in synthetic if r["label"].startswith("fraud")]
-    # victims' turns quoting the scammer: legitimate chat utterances that read like fraud
-    chat = [{"text": "对方说：" + r["text"], "label": "normal", "source": "golfxiao_dialogs"} for r in fraud[:150]]
+    chat = fraud_like_legit_chat(tiny_serving_better.parent / "model", synthetic)
     folder = tmp_path_factory.mktemp("corpus")
     _write(folder / "validation.jsonl", synthetic + chat)
     _write(folder / "test.jsonl", generate(300, seed=8))
@@ -73,8 +72,10 @@ def test_evaluate_fits_the_block_threshold_on_the_certified_legit_rows(tiny_serv
         (sms_only.sum() if which == "sms" else legit.sum())
     report = json.loads((tmp_path / "eval" / "report.json").read_text(encoding="utf-8"))
     assert report["model"]["describes"]["policy"]["fraud_block"] == calibration["block_threshold"]
-    if which == "sms":  # chat utterances are served by /chat on the threshold fitted on every legitimate row
-        assert calibration["chat_block_threshold"] == pytest.approx(everything, rel=1e-4)
+    if which == "sms":  # chat utterances are served by /chat on the threshold fitted on the legitimate chat rows
+        chat_only = legit & np.array([r.get("source") == "golfxiao_dialogs" for r in validation])
+        assert calibration["chat_block_threshold"] == pytest.approx(block_threshold(fraud_score, chat_only, MAX_FPR),
+                                                                    rel=1e-4)
         assert report["model"]["chat_block_threshold"] == calibration["chat_block_threshold"]
     else:
         assert "chat_block_threshold" not in calibration

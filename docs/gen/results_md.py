@@ -46,8 +46,8 @@ def runs(kind: str, results: Path = RESULTS) -> list[tuple[Path, dict]]:
 def fmt(value) -> str:
     if value is None:
         return "–"
-    if isinstance(value, float):
-        return f"{value:.4f}"
+    if isinstance(value, float):  # small rates keep 4 significant digits: 0.00096 is not the 0.0010 it limits
+        return f"{value:.4g}" if 0 < abs(value) < 0.01 else f"{value:.4f}"
     return str(value).replace("|", "\\|")
 
 

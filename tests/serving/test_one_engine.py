@@ -190,8 +190,18 @@ def test_one_policy_file_reaches_classify_and_chat_model(tiny_serving, tmp_path)
         with ThreadPoolExecutor(4) as pool:  # busy, not overloaded: one scored, three waiting, all answered
             codes = list(pool.map(post, range(4)))
         assert codes == [200] * 4, codes
-        with ThreadPoolExecutor(12) as pool:  # overloaded: beyond one scored and four waiting, 503 at once
-            codes = list(pool.map(post, range(100, 112)))
+        # overloaded: while one long call is scored and four wait, a further call is answered 503 at
+        # once. The long call (the most turns /chat takes, long texts) holds the one place for
+        # seconds, so eleven calls sent meanwhile overflow the queue whatever the machine's speed
+        # (twelve equal calls in parallel could all fit: some finished before the last arrived)
+        long_turns = [{"speaker": i % 2, "text": f"第{i}句：" + "请把银行卡验证码告诉我，您的账户需要马上验证，否则会被冻结。" * 6}
+                      for i in range(512)]
+        with ThreadPoolExecutor(12) as pool:
+            long_call = pool.submit(lambda: httpx.post(base + "/chat", json={"turns": long_turns}, headers=auth,
+                                                       timeout=120).status_code)
+            time.sleep(0.3)
+            codes = list(pool.map(post, range(100, 111)))
+        assert long_call.result() == 200
         assert set(codes) <= {200, 503} and 503 in codes and 200 in codes, codes
     finally:
         stop_server(proc)

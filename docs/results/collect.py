@@ -111,14 +111,22 @@ def slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "plot"
 
 
-def collect_bench(src: Path, dest: Path) -> tuple[dict, list[str]]:
-    results = src / "results.json"
-    if not results.is_file():
-        raise SystemExit(f"collect: {src} has no results.json — is it the --out folder of `make bench` / python -m bench.run?")
-    data = json.loads(results.read_text(encoding="utf-8"))
+def copy_without_texts(src: Path, dest: Path, name: str, what: str, mend=None) -> tuple[dict, set]:
+    """SRC/NAME (JSON) written to DEST/NAME without message texts (`mend` may change it further);
+    (the copy, the fields removed). A folder without NAME is refused, saying which run writes it."""
+    path = src / name
+    if not path.is_file():
+        raise SystemExit(f"collect: {src} has no {name} — is it the --out folder of {what}?")
     removed: set = set()
-    (dest / "results.json").write_text(json.dumps(without_texts(data, removed), indent=2, ensure_ascii=False) + "\n",
-                                       encoding="utf-8")
+    data = without_texts(json.loads(path.read_text(encoding="utf-8")), removed)
+    if mend is not None:
+        mend(data)
+    (dest / name).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return data, removed
+
+
+def collect_bench(src: Path, dest: Path) -> tuple[dict, list[str]]:
+    data, removed = copy_without_texts(src, dest, "results.json", "`make bench` / python -m bench.run")
     files = ["results.json"]
     if (src / "results.md").is_file() and (src / "results.md").stat().st_size <= MAX_BYTES:
         shutil.copyfile(src / "results.md", dest / "results.md")
@@ -148,17 +156,14 @@ def collect_bench_train(src: Path, dest: Path) -> tuple[dict, list[str]]:
 
 def collect_gate(src: Path, dest: Path) -> tuple[dict, list[str]]:
     """The gate's report (gate.json), its message texts left out: the negative flips' detail keeps ids only."""
-    report = src / "gate.json"
-    if not report.is_file():
-        raise SystemExit(f"collect: {src} has no gate.json — is it the --out folder of python -m serving.lifecycle.gate?")
-    data = json.loads(report.read_text(encoding="utf-8"))
-    removed: set = set()
-    data = without_texts(data, removed)
-    for gate in data.get("gates", []):
-        if gate.get("name") == "negative_flips" and gate.get("detail"):
-            gate["detail"] = "; ".join(part.split(":", 1)[0].strip() for part in gate["detail"].split("; "))
-            removed.add("gates.negative_flips.detail (message starts)")
-    (dest / "gate.json").write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    def flips_as_ids(data: dict) -> None:
+        for gate in data.get("gates", []):
+            if gate.get("name") == "negative_flips" and gate.get("detail"):
+                gate["detail"] = "; ".join(part.split(":", 1)[0].strip() for part in gate["detail"].split("; "))
+
+    data, removed = copy_without_texts(src, dest, "gate.json", "python -m serving.lifecycle.gate", flips_as_ids)
+    if any(g.get("name") == "negative_flips" and g.get("detail") for g in data.get("gates", [])):
+        removed.add("gates.negative_flips.detail (message starts)")
     about = {"measured": data.get("created"), "passed": data.get("passed"), "failed": data.get("failed"),
              "candidate": (data.get("candidate") or {}).get("folder"), "champion": (data.get("champion") or {}).get("folder")}
     return {**about, "removed_fields": sorted(removed)}, ["gate.json"]

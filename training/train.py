@@ -274,7 +274,7 @@ def fit(run: TrainingRun, model, tokenizer, train_ds, trainer_class, data_collat
             "per_device_batch_size": cfg.batch_size, "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
             "effective_batch_size": effective_batch, "learning_rate": cfg.learning_rate}
     trainer = trainer_class(model=model, args=args, train_dataset=train_ds, data_collator=data_collator)
-    print(f"[fanzha] training {cfg.base_model} for {total_steps} steps ({len(train_ds)} examples, batch "
+    print(f"[fanzha] training {out} (from {cfg.base_model}) for {total_steps} steps ({len(train_ds)} examples, batch "
           f"{cfg.batch_size} x {world} process(es) x {cfg.gradient_accumulation_steps} = {effective_batch}, "
           f"{run.precision} on {', '.join(sorted(set(devices)))})", flush=True)
     tags = {"world_size": world, "precision": run.precision, "model_dir": out}

@@ -26,6 +26,9 @@ pytestmark = pytest.mark.slow
 TINY = {"batch_size": 16, "max_length": 48, "data.synthetic_n": 600, "learning_rate": 0.002, "threads": 1,
         "tracking": "none", "taxonomy": str(REPO / "configs/taxonomy.yaml"), "policy": str(REPO / "configs/policy.yaml")}
 STEPS = 150
+# The student starts as a cut of its teacher, already close to it: at the teacher's 2e-3 it overshot
+# and ended further from the teacher than the cut (KL 0.043 against 0.017 on the seeded base)
+DISTILL_LR = 5e-4
 
 
 def _sets(values: dict) -> list[str]:
@@ -49,7 +52,7 @@ def distilled(teacher, tmp_path_factory) -> tuple[Path, Path, str]:
     from training.distill import main
 
     root = tmp_path_factory.mktemp("student")
-    sets = {**TINY, "output_dir": root / "model", "max_steps": STEPS, "save_steps": 0, "distill.alpha": 0.9,
+    sets = {**TINY, "output_dir": root / "model", "max_steps": STEPS, "save_steps": 0, "distill.alpha": 0.9, "learning_rate": DISTILL_LR,
             "distill.student_layers": "[0, 3]", "distill.logits_cache": root / "cache"}
     import contextlib
     import io

@@ -149,7 +149,7 @@ def load_golfxiao_conversations(path=None, limit=None, report=None, tax=None) ->
             continue
         if conv.fraud_turns:
             conv.first_fraud = conv.fraud_turns[0]
-        elif unlabelled_conversation(label, False):
+        if unlabelled_conversation(label, bool(conv.fraud_turns)):
             conv.label = None  # fraud file, no fraudster turn marked: unlabelled (as data.sources leaves it out)
         report.records[source] += 1
         yield conv

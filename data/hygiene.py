@@ -47,6 +47,22 @@ def legit_for_chat_threshold(is_legit, sources):
     return (chat, "chat") if chat.any() else (is_legit, "all")
 
 
+def channel_thresholds(fraud_score, is_legit, sources, which: str, max_fpr: float, confidence: float) -> dict:
+    """The block thresholds of both channels, fitted as every certificate is (serving/certify.py)
+    and as `fanzha evaluate` reports them: `threshold` on the legitimate rows `certify_legit: which`
+    names (`fitted`, their mask), and with "sms" also /chat's `chat_threshold` on the legitimate
+    chat utterances (`chat_legit` says which rows: `legit_for_chat_threshold`); None with "all"."""
+    from data.calibration import block_threshold
+
+    fitted = legit_for_threshold(is_legit, sources, which)
+    out = {"threshold": block_threshold(fraud_score, fitted, max_fpr, confidence=confidence), "fitted": fitted,
+           "chat_threshold": None, "chat_legit": None}
+    if which == "sms":
+        chat_fit, out["chat_legit"] = legit_for_chat_threshold(is_legit, sources)
+        out["chat_threshold"] = block_threshold(fraud_score, chat_fit, max_fpr, confidence=confidence)
+    return out
+
+
 def legit_for_threshold(is_legit, sources, which: str):
     """The boolean mask of legitimate rows that fit the block threshold under `certify_legit: which`."""
     import numpy as np

@@ -12,7 +12,7 @@ what the service computes — and on THAT variant's logits:
   Clopper-Pearson), in float32 as the policy compares. With `certify_legit: sms` (a training
   config key; configs/sms.yaml) it is fitted on the SMS-like legitimate rows, without chat
   utterances, and `chat_block_threshold` (fitted on the legitimate chat utterances alone,
-  `data.hygiene.legit_for_chat_threshold`, so that the budget holds on the chat channel) is what /chat decides with
+  `data.hygiene.channel_thresholds`, so that the budget holds on the chat channel) is what /chat decides with
   (serving/predictor.py `channel`);
 - the false-block rate of legitimate messages and the blocked fraud recall at that threshold are
   reported on validation and, when given, on test.
@@ -39,10 +39,10 @@ from typing import Sequence
 
 import numpy as np
 
-from data.calibration import (CONFIDENCE, MAX_FPR, allowed_false_blocks, block_figures, block_threshold,
+from data.calibration import (CONFIDENCE, MAX_FPR, allowed_false_blocks, block_figures,
                               fit_temperature)
 from data.encoding import prepare
-from data.hygiene import LEGIT_SETS, chat_rows, legit_for_chat_threshold, legit_for_threshold
+from data.hygiene import LEGIT_SETS, channel_thresholds, chat_rows, legit_for_threshold
 from serving.predictor import calibrated
 from data.taxonomy import Taxonomy, label_kinds, load_taxonomy
 
@@ -98,8 +98,8 @@ def certify_variant(predictor, validation: _Split, test: _Split | None = None, m
     val_fraud = predictor.fraud_scores(calibrated(val_logits, temperature))
     # float32 scores: the threshold is the next float32 above the deciding legit score, so the
     # policy's float32 comparison blocks exactly what was counted here
-    fitted_on = validation.legit(legit)
-    threshold = block_threshold(val_fraud, fitted_on, max_fpr, confidence=confidence)
+    fit = channel_thresholds(val_fraud, validation.is_legit, validation.sources, legit, max_fpr, confidence)
+    fitted_on, threshold = fit["fitted"], fit["threshold"]
     entry = {"temperature": float(temperature), "block_threshold": float(np.float32(threshold)),
              "max_fpr": max_fpr, "confidence": confidence, "legit": legit,
              "validation": block_figures(val_fraud, validation.is_fraud, fitted_on, threshold)}
@@ -111,8 +111,7 @@ def certify_variant(predictor, validation: _Split, test: _Split | None = None, m
         test_fraud = predictor.fraud_scores(calibrated(predictor.logits(test.texts), temperature))
         entry["test"] = block_figures(test_fraud, test.is_fraud, test.legit(legit), threshold)
     if legit == "sms":
-        chat_fit, entry["chat_legit"] = legit_for_chat_threshold(validation.is_legit, validation.sources)
-        chat = block_threshold(val_fraud, chat_fit, max_fpr, confidence=confidence)
+        chat, entry["chat_legit"] = fit["chat_threshold"], fit["chat_legit"]
         entry["chat_block_threshold"] = float(np.float32(chat))
         entry["validation_chat_rows_at_chat_threshold"] = block_figures(
             val_fraud[validation.is_chat], validation.is_fraud[validation.is_chat],

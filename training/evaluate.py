@@ -38,11 +38,11 @@ import torch
 from tqdm import tqdm
 
 from data.encoding import configure_tokenizer, encode_ids, pad, prepare
-from data.hygiene import legit_for_chat_threshold, legit_for_threshold
+from data.hygiene import channel_thresholds
 from data.normalize import Normalizer
 from data.tables import read_table
 from data.taxonomy import load_taxonomy
-from training.calibration import block_threshold, expected_calibration_error, fit_temperature, softmax
+from training.calibration import expected_calibration_error, fit_temperature, softmax
 from training.fingerprint import CalibrationError, check_calibration, file_sha256, fingerprint
 from training.metrics import category_scores, classification_metrics, label_kinds, predict
 
@@ -110,16 +110,11 @@ def fit_block_thresholds(fraud_val: np.ndarray, val: list[dict], taxonomy, legit
                          confidence: float) -> tuple[float, float | None, int]:
     """As serving/certify.py certifies: the block threshold on the legitimate validation rows
     `certify_legit` names, and with "sms" also /chat's on the legitimate chat utterances
-    (data.hygiene.legit_for_chat_threshold; else None); plus
+    (data.hygiene.channel_thresholds, as certify fits both; else None); plus
     how many rows fitted the first."""
     legit = label_kinds([r["label"] for r in val], taxonomy)[1]
-    sources = [r.get("source") for r in val]
-    fitted = legit_for_threshold(legit, sources, legit_set)
-    threshold = block_threshold(fraud_val, fitted, max_fpr, confidence=confidence)
-    chat = None
-    if legit_set == "sms":
-        chat = block_threshold(fraud_val, legit_for_chat_threshold(legit, sources)[0], max_fpr, confidence=confidence)
-    return threshold, chat, int(fitted.sum())
+    fit = channel_thresholds(fraud_val, legit, [r.get("source") for r in val], legit_set, max_fpr, confidence)
+    return fit["threshold"], fit["chat_threshold"], int(fit["fitted"].sum())
 
 
 def load_rows(path: Path, max_rows: int = 0, seed: int = 0, extra: tuple[str, ...] = ()) -> list[dict]:

@@ -143,6 +143,13 @@ REGISTRY: dict[str, Setting] = {s.name: s for s in (
             "to it by itself."),
     Setting("FANZHA_MAX_BATCH_TOKENS", "int", "1024", "batch", "Token budget of one model call (messages × the longest "
             "one's tokens): bounds how long a newly arrived SMS waits behind a batch."),
+    Setting("FANZHA_ACCESS_LOG", "bool", "0", "logs", "`1`: BentoML's access log, one line per HTTP request (path, "
+            "status, sizes, latency) beside the decision log. Off by default, with FANZHA_TRACING: together they "
+            "were 0.85 ms of a one-SMS request's 2.26 ms on the null model (docs: Benchmarks, the HTTP floor). "
+            "Request counts by status and latencies are on `/metrics` either way."),
+    Setting("FANZHA_TRACING", "bool", "0", "logs", "`1`: an OpenTelemetry span per API request (and the "
+            "`X-BentoML-Request-ID` header), exported as BentoML's `tracing` configuration says (`BENTOML_CONFIG`). "
+            "Off by default: without an exporter the spans go nowhere, and they cost the most of the HTTP floor."),
     Setting("FANZHA_WORKERS", "int", "1", "batch", "Server processes, each with its own copy of the model and batch loop."),
     Setting("FANZHA_THREADS", "int", "0", "batch", "ONNX Runtime threads per worker; `0`: the CPU cores this container "
             "may use (its cgroup quota), shared among the workers."),

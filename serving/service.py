@@ -117,8 +117,16 @@ def checked_artifact() -> tuple[str | None, Path] | None:
 ARTIFACT = checked_artifact()
 
 
+# BentoML's per-request access log line and OpenTelemetry span are the largest parts of the HTTP
+# floor that are not the service's own work (py-spy on the null-model service, bench/null_model.py):
+# off unless asked for (FANZHA_ACCESS_LOG, FANZHA_TRACING). Request counts and latencies stay on /metrics.
+ACCESS_LOG = settings.get_bool("FANZHA_ACCESS_LOG")
+UNTRACED = {} if settings.get_bool("FANZHA_TRACING") else {"tracing": {"excluded_urls": [".*"]}}
+
+
 @bentoml.service(name="fanzha", workers=tuning.WORKERS, traffic={"timeout": 30},
-                 metrics={"enabled": True, "duration": {"buckets": list(LATENCY_BUCKETS)}})
+                 metrics={"enabled": True, "duration": {"buckets": list(LATENCY_BUCKETS)}},
+                 logging={"access": {"enabled": ACCESS_LOG}}, **UNTRACED)
 @bentoml.asgi_app(info_app, path="/")
 class Fanzha:
     # A pinned model reference makes `bentoml build` pack that model into the Bento (an alias

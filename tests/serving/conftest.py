@@ -84,8 +84,15 @@ def stop_server(proc) -> None:
     stop_process_group(proc, timeout=20)
 
 
+class ServerURL(str):
+    """The base URL of a running server, with its process (`.proc`: `server_output(url.proc)`)."""
+    proc: subprocess.Popen
+
+
 @pytest.fixture(scope="session")
 def server(tiny_serving):
     proc, base = start_server(tiny_serving)
-    yield base
+    url = ServerURL(base)
+    url.proc = proc
+    yield url
     stop_server(proc)

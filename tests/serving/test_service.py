@@ -81,6 +81,7 @@ def secured(tiny_serving, tmp_path_factory):
     proc, base = start_server(tiny_serving, {"FANZHA_API_KEY": KEY, "FANZHA_POLICY": str(policy),
                                              "FANZHA_POLICY_CHECK_S": "0", "FANZHA_AUDIT_LOG": str(audit),
                                              "FANZHA_MAX_TEXTS": "8", "FANZHA_MAX_BODY_BYTES": "20000",
+                                             "FANZHA_ACCESS_LOG": "1", "FANZHA_TRACING": "1",
                                              # its own prometheus dir: BentoML wipes $BENTOML_HOME's on start
                                              "BENTOML_HOME": str(folder / "bentoml")})
     yield {"base": base, "policy": policy, "audit": audit, "proc": proc, "artifact": tiny_serving}
@@ -160,6 +161,20 @@ def test_logs_hold_decisions_but_no_text_and_the_audit_log_masks(secured):
     mine = [a for a in audit if a["chars"] == len(SECRET)]
     assert mine and all(a["text"] == "我的验证码是 739164 手机 139****4321" for a in mine)
     assert {a["sender"] for a in mine} == {None, "95588"}
+
+
+def test_access_log_and_tracing_are_off_unless_asked_for(server, secured):
+    """BentoML's per-request access line and OpenTelemetry span cost time on every call (docs:
+    Benchmarks, the HTTP floor): the default service writes no access line and opens no span (no
+    span, no X-BentoML-Request-ID); FANZHA_ACCESS_LOG=1 and FANZHA_TRACING=1 (the secured server) do."""
+    plain = httpx.post(server + "/classify", json={"texts": ["周末一起吃饭吗？"]}, timeout=30)
+    traced = _post(secured, {"texts": ["周末一起吃饭吗？"]})
+    assert plain.status_code == traced.status_code == 200
+    assert "x-bentoml-request-id" not in plain.headers and "x-bentoml-request-id" in traced.headers
+    httpx.get(server + "/readyz"), httpx.get(secured["base"] + "/readyz")
+    assert "path=/classify" in server_output(secured["proc"])
+    default = server_output(server.proc)
+    assert '"event": "decision"' in default and "path=/classify" not in default
 
 
 def test_openapi_schema_describes_classify(server):

@@ -172,42 +172,68 @@ def check_parity(name: str, report: dict, path: Path) -> None:
                           f"> {FP32_TOLERANCE:g} (report in {path})")
 
 
+class Int8Trials:
+    """The int8 recipes (optimize.INT8_RECIPES), tried in order: `next()` quantizes the fused model
+    with the next recipe and runs the accuracy guard on it; `report["int8"]` holds the last try,
+    with the recipes that failed before it. The certified guard (`_certify`) asks for the next
+    recipe too when the one that passed the accuracy guard fails certification."""
+
+    def __init__(self, tmp: Path, model_dir: Path, rows: list[dict], where: str, texts: list[str],
+                 reference: np.ndarray, max_length: int, report: dict):
+        from data.taxonomy import load_taxonomy
+
+        self.tmp, self.rows, self.where, self.texts, self.reference = tmp, rows, where, texts, reference
+        self.max_length, self.report, self.tried, self.left = max_length, report, [], list(optimize.INT8_RECIPES)
+        self.batches = optimize.encoded_batches(tmp / "tokenizer.json", [r["text"] for r in rows], max_length, 64)
+        # the fused fp32 model is the reference: it equals PyTorch within 1e-3 (checked before) and runs 2x faster
+        self.ref = optimize.session_logits(tmp / optimize.VARIANTS["opt"], self.batches, len(rows))
+        self.taxonomy = load_taxonomy(yaml.safe_load((model_dir / "train_config.yaml").read_text(encoding="utf-8"))["taxonomy"])
+
+    def failed(self, why: str) -> None:
+        """The current recipe failed (`why`): recorded with the recipes tried before the next one."""
+        entry = {k: self.report["int8"][k] for k in ("recipe", "label_agreement", "macro_f1_loss_points")}
+        self.tried = self.tried + [{**entry, "failed": why}]
+
+    def next(self) -> bool:
+        """Quantize with the next recipe that passes the accuracy guard; False when none is left."""
+        tmp = self.tmp
+        while self.left:
+            recipe = self.left.pop(0)
+            print(f"[fanzha] int8 quantization ({recipe}); accuracy guard on {len(self.rows)} validation rows", flush=True)
+            optimize.quantize(tmp / optimize.VARIANTS["opt"], tmp / optimize.VARIANTS["int8"], recipe)
+            got = optimize.session_logits(tmp / optimize.VARIANTS["int8"], self.batches, len(self.rows))
+            self.report["int8"] = {
+                **optimize.guard_report(self.ref, got, [r["label"] for r in self.rows], self.taxonomy),
+                "data": self.where, "reference": optimize.VARIANTS["opt"], "recipe": recipe, "recipes_failed": self.tried,
+                "sample": parity_report(self.reference, onnx_logits(tmp / optimize.VARIANTS["int8"], tmp / "tokenizer.json",
+                                                                    self.texts, self.max_length), FP32_TOLERANCE)}
+            if self.report["int8"]["passed"]:
+                return True
+            self.failed("accuracy guard")
+            print(f"[fanzha]   {recipe}: label agreement {self.report['int8']['label_agreement']:.4f}, macro-F1 loss "
+                  f"{self.report['int8']['macro_f1_loss_points']:.2f} points: fails the guard", flush=True)
+        return False
+
+
 def build_variants(tmp: Path, config, texts: list[str], reference: np.ndarray, max_length: int, model_dir: Path,
                    int8: bool, guard_rows: int, guard_data: Path | None, report: dict,
-                   rows: tuple[list[dict], str] | None = None) -> list[str]:
+                   rows: tuple[list[dict], str] | None = None) -> tuple[list[str], Int8Trials | None]:
     """Fused, int8 and fp16 variants beside tmp/model.onnx; their checks go into `report`.
-    Returns the CPU variants that passed (candidates for the serving default)."""
-    tokenizer_json, passed = tmp / "tokenizer.json", ["fp32"]
+    Returns the CPU variants that passed (candidates for the serving default) and the int8 trials
+    (None without int8), which certification may ask for the next recipe."""
+    passed, trials, tokenizer_json = ["fp32"], None, tmp / "tokenizer.json"
     print("[fanzha] fusing attention / LayerNorm / GELU (onnxruntime.transformers)", flush=True)
     fused = optimize.optimize(tmp / "model.onnx", tmp / optimize.VARIANTS["opt"], config.num_attention_heads, config.hidden_size)
-    report["opt"] = {**parity_report(reference, onnx_logits(tmp / optimize.VARIANTS["opt"], tokenizer_json, texts, max_length),
-                                     FP32_TOLERANCE), "fused_operators": fused}
+    report["opt"] = {**parity_report(reference, onnx_logits(tmp / optimize.VARIANTS["opt"], tokenizer_json, texts,
+                                                            max_length), FP32_TOLERANCE), "fused_operators": fused}
     check_parity("fused model.opt.onnx", report["opt"], tmp / "parity.json")
     passed.append("opt")
     if int8:
         rows, where = rows or optimize.validation_rows(model_dir, guard_rows, data=guard_data)
-        batches = optimize.encoded_batches(tokenizer_json, [r["text"] for r in rows], max_length, 64)
-        # the fused fp32 model is the reference: it equals PyTorch within 1e-3 (checked above) and runs 2x faster
-        ref = optimize.session_logits(tmp / optimize.VARIANTS["opt"], batches, len(rows))
-        from data.taxonomy import load_taxonomy
-
-        taxonomy = load_taxonomy(yaml.safe_load((model_dir / "train_config.yaml").read_text(encoding="utf-8"))["taxonomy"])
-        tried = []
-        for recipe in optimize.INT8_RECIPES:  # the first recipe that passes the guard is shipped
-            print(f"[fanzha] int8 quantization ({recipe}); accuracy guard on {len(rows)} validation rows", flush=True)
-            optimize.quantize(tmp / optimize.VARIANTS["opt"], tmp / optimize.VARIANTS["int8"], recipe)
-            got = optimize.session_logits(tmp / optimize.VARIANTS["int8"], batches, len(rows))
-            report["int8"] = {**optimize.guard_report(ref, got, [r["label"] for r in rows], taxonomy), "data": where,
-                              "reference": optimize.VARIANTS["opt"], "recipe": recipe, "recipes_failed": tried,
-                              "sample": parity_report(reference, onnx_logits(tmp / optimize.VARIANTS["int8"], tokenizer_json,
-                                                                             texts, max_length), FP32_TOLERANCE)}
-            if report["int8"]["passed"]:
-                break
-            tried = tried + [{k: report["int8"][k] for k in ("recipe", "label_agreement", "macro_f1_loss_points")}]
-            print(f"[fanzha]   {recipe}: label agreement {report['int8']['label_agreement']:.4f}, macro-F1 loss "
-                  f"{report['int8']['macro_f1_loss_points']:.2f} points: fails the guard", flush=True)
+        trials = Int8Trials(tmp, model_dir, rows, where, texts, reference, max_length, report)
+        ok = trials.next()  # the first recipe that passes the guard is shipped
         (tmp / "parity.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-        if report["int8"]["passed"]:
+        if ok:
             passed.append("int8")
         elif int8 == "optional":  # ship the fp32 variants; the failed guard stays in parity.json
             (tmp / optimize.VARIANTS["int8"]).unlink()
@@ -228,7 +254,7 @@ def build_variants(tmp: Path, config, texts: list[str], reference: np.ndarray, m
         (tmp / optimize.VARIANTS["fp16"]).unlink(missing_ok=True)
         report["fp16"] = {"error": f"fp16 conversion failed: {type(e).__name__}: {e}"[:500]}
         print(f"[fanzha] warning: {report['fp16']['error']}", file=sys.stderr, flush=True)
-    return passed
+    return passed, trials
 
 
 def export(model_dir: Path, out: Path, policy: Path | None = None, sample: list[str] | None = None,
@@ -286,12 +312,12 @@ def _export_into(tmp: Path, model, tokenizer, cfg: dict, model_dir: Path, out: P
     if certify is not None:  # the same validation rows certify every variant (the int8 guard: a capped sample)
         cert_rows, where = optimize.validation_rows(model_dir, max(certify_rows, guard_rows), data=guard_data)
         rows = (cert_rows[:guard_rows] if len(cert_rows) > guard_rows else cert_rows, where)
-    passed = build_variants(tmp, model.config, texts, reference, cfg["max_length"], model_dir, int8, guard_rows,
-                            guard_data, report, rows)
+    passed, trials = build_variants(tmp, model.config, texts, reference, cfg["max_length"], model_dir, int8,
+                                    guard_rows, guard_data, report, rows)
     certified = {}
     if certify is not None:
         certified = _certify(certify, tmp, cfg, model_dir, labels, passed, cert_rows, where, certify_rows, guard_data,
-                             int8, report)
+                             int8, report, trials)
 
     # The serving default: the fastest variant that passed, timed here on a fixed sample.
     report["timing"] = {"cores": optimize.cpu_cores(), "texts": "data.synth.generate(64, seed=1234)",
@@ -327,9 +353,11 @@ def _export_into(tmp: Path, model, tokenizer, cfg: dict, model_dir: Path, out: P
 
 
 def _certify(certify, tmp: Path, cfg: dict, model_dir: Path, labels: list[str], passed: list[str], rows: list[dict],
-             where: str, cap: int, guard_data, int8, report: dict) -> dict:
-    """Run the injected certification on the shipped CPU variants; apply the int8 guard's verdict
-    (not shipped with --int8-optional, else a GuardError). Removes failed variants from `passed`."""
+             where: str, cap: int, guard_data, int8, report: dict, trials: Int8Trials | None = None) -> dict:
+    """Run the injected certification on the shipped CPU variants; apply the int8 guard's verdict.
+    An int8 variant that fails it is quantized again with the next recipe (`trials`) and certified
+    again beside its reference, as the accuracy guard does; when no recipe passes both, it is not
+    shipped with --int8-optional, else a GuardError. Removes failed variants from `passed`."""
     # a provisional fanzha.json: the Predictor needs labels and max_length (final one written later)
     (tmp / "fanzha.json").write_text(json.dumps({"labels": labels, "max_length": cfg["max_length"], "temperature": 1.0,
                                                  "default_variant": optimize.VARIANTS[passed[0]],
@@ -342,6 +370,15 @@ def _certify(certify, tmp: Path, cfg: dict, model_dir: Path, labels: list[str], 
                                "test_rows": len(test), "guards": guards}
     int8_file = optimize.VARIANTS["int8"]
     guard = guards.get(int8_file)
+    while guard is not None and not guard["passed"] and trials is not None:
+        print(f"[fanzha]   {report['int8']['recipe']}: fails the certified guard ({guard['reason']})", flush=True)
+        trials.failed(f"certified guard: {guard['reason']}")
+        if not trials.next():
+            break
+        again = certify(tmp, [optimize.VARIANTS["opt"], int8_file], rows, test, cfg.get("taxonomy"),
+                        legit=cfg.get("certify_legit", "all"))
+        certified[int8_file], guard = again["certified"][int8_file], again["guards"][int8_file]
+        guards[int8_file] = guard
     if guard is not None and "int8" in report:
         report["int8"]["certified"] = guard
         if not guard["passed"]:

@@ -185,3 +185,32 @@ def test_int8_that_loses_blocked_fraud_recall_is_not_shipped(tiny_model, tmp_pat
     assert not (out / "model.int8.onnx").exists() and "model.int8.onnx" not in meta["certified"]
     assert json.loads((out / "parity.json").read_text())["int8"]["shipped"] is False
     assert "int8 fails the certified guard" in capsys.readouterr().err
+
+
+def test_int8_that_fails_certification_is_quantized_again_with_the_next_recipe(tiny_model, tmp_path):
+    """The accuracy guard falls back to the next int8 recipe; the certified guard did not, and the real
+    SMS model's export (2026-12-03) failed on all-layers (1.19 points of blocked fraud recall lost)
+    without trying last-layer-fp32. Here the first certification's guard is made impossible (no drop
+    allowed below -1); the real certification runs every time."""
+    from fanzha.exporting import export
+    from serving.certify import certify_variants, int8_guard
+
+    calls = []
+
+    def strict_first(*args, **kwargs):
+        result = certify_variants(*args, **kwargs)
+        calls.append(sorted(result["certified"]))
+        if len(calls) == 1:
+            result["guards"]["model.int8.onnx"] = int8_guard(result["certified"], max_recall_drop=-1.0)
+        return result
+
+    out = tmp_path / "serving"
+    export(tiny_model, out, sample=["测试一下"], default_variant="opt", certify=strict_first)
+    assert calls == [sorted(CPU_VARIANTS), ["model.int8.onnx", "model.opt.onnx"]], "int8 certified again beside its reference"
+    int8 = json.loads((out / "parity.json").read_text())["int8"]
+    assert int8["recipe"] == "last-layer-fp32" and int8["passed"] and int8["certified"]["passed"]
+    assert [(r["recipe"], r["failed"].split(":")[0]) for r in int8["recipes_failed"]] == [("all-layers", "certified guard")]
+    meta = json.loads((out / "fanzha.json").read_text())
+    assert set(meta["certified"]) == set(CPU_VARIANTS)
+    from serving.integrity import verify_artifact
+    verify_artifact(out)  # the manifest holds the re-quantized file

@@ -258,7 +258,7 @@ def build_variants(tmp: Path, config, texts: list[str], reference: np.ndarray, m
 
 
 def export(model_dir: Path, out: Path, policy: Path | None = None, sample: list[str] | None = None,
-           int8: bool | str = True, guard_rows: int = 2000, guard_data: Path | None = None,
+           int8: bool | str = True, guard_rows: int = optimize.GUARD_ROWS, guard_data: Path | None = None,
            default_variant: str | None = None, certify=None, certify_rows: int = optimize.CERTIFY_ROWS) -> dict:
     """`certify(folder, variants, validation_rows, test_rows, taxonomy_path, legit=certify_legit) -> {"certified": {variant
     file: entry}, "guards": {variant file: {"passed", "reason", ...}}}` (serving/certify.py
@@ -419,7 +419,8 @@ def main(argv=None, certify=None) -> int:
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 variant (and its accuracy guard)")
     parser.add_argument("--int8-optional", action="store_true",
                         help="when int8 fails the accuracy guard, ship the fp32 variants instead of failing")
-    parser.add_argument("--guard-rows", type=int, default=2000, help="validation rows for the int8 accuracy guard")
+    parser.add_argument("--guard-rows", type=int, default=optimize.GUARD_ROWS,
+                        help="validation rows for the int8 accuracy guard (default: the certification's sample)")
     parser.add_argument("--guard-data", type=Path, help="corpus folder (validation.jsonl) or labelled JSONL for the "
                                                         "guard (default: the model's own validation split)")
     parser.add_argument("--default-variant", choices=optimize.CPU_VARIANTS,

@@ -138,6 +138,17 @@ def figures(actions: list[str], rows: list[dict], confidence: float) -> dict:
             "errors": int((act == "error").sum())}
 
 
+def blocked_legit(rows: list[dict], cand: list[str], champ: list[str] | None) -> list[dict]:
+    """Every legitimate golden row that either model blocks, with both actions: the rows behind the
+    false-block figures, so that a refusal can be read (a real false block, or a mislabelled row)."""
+    out = []
+    for i, r in enumerate(rows):
+        if r["category"] != "fraud" and ("block" in (cand[i], champ[i] if champ else None)):
+            out.append({"id": r.get("id"), "source": r.get("source"), "category": r["category"], "text": r["text"],
+                        "candidate": cand[i], "champion": champ[i] if champ else None})
+    return out
+
+
 def _gate(name, candidate, champion, limit, passed, detail="") -> dict:
     return {"name": name, "candidate": candidate, "champion": champion, "limit": limit, "passed": bool(passed),
             "detail": detail}
@@ -244,6 +255,7 @@ def run_gate(candidate: Path, champion: Path | None, golden: Path, config: Path 
     champ_actions = score(champ_pred, texts, cfg["scoring"]["batch_size"], "champion", channels) if champ_pred else None
     o = figures(champ_actions, rows, fb["confidence"]) if champ_actions else {}
     report["figures"] = {"candidate": c, "champion": o or None}
+    report["false_blocks"] = blocked_legit(rows, cand_actions, champ_actions)
     allowed = allowed_false_blocks(c["legit_rows"], fb["max_rate"], fb["confidence"])
     gates.append(_gate("false_block_ceiling", c["false_block_upper"], o.get("false_block_upper"), fb["max_rate"],
                        c["false_block_upper"] <= fb["max_rate"],
@@ -332,13 +344,18 @@ def write_report(report: dict, folder: Path) -> tuple[Path, Path]:
                            s["skipped"] and f"skipped: {s['skipped']}" or ("pass" if s["passed"] else "FAIL"),
                            s.get("blocked_candidate"), s.get("blocked_champion")] for s in report["slices"]],
                          ["" if s["passed"] is None else "pass" if s["passed"] else "fail" for s in report["slices"]])
+    rows = report.get("false_blocks") or []
+    blocked = (_html_table(["id", "source", "category", "candidate", "champion", "text"],
+                           [[r["id"], r["source"], r["category"], r["candidate"], r["champion"], r["text"]] for r in rows],
+                           ["fail" if r["candidate"] == "block" else "" for r in rows])
+               if rows else "<p>none: neither model blocks a legitimate golden row</p>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>fanzha gate: {html.escape(verdict)}</title><style>"
             "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
             "padding:3px 8px;text-align:left}tr.fail{background:#fdd}tr.pass{background:#efe}</style></head><body>"
             f"<h1>{html.escape(verdict)}</h1><p>candidate: {who(report['candidate'])}<br>champion: {who(report['champion'])}"
             f"<br>golden set {html.escape(report['golden']['version'])}, {report['golden']['rows']} rows, fingerprint "
             f"{html.escape(report['golden']['fingerprint'])}<br>created {html.escape(report['created'])}</p>"
-            f"<h2>Gates</h2>{gates}<h2>Slices</h2>{slices}</body></html>")
+            f"<h2>Gates</h2>{gates}<h2>Legitimate rows blocked</h2>{blocked}<h2>Slices</h2>{slices}</body></html>")
     (folder / "gate.html").write_text(page, encoding="utf-8")
     return folder / "gate.json", folder / "gate.html"
 

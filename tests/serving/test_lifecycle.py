@@ -4,6 +4,7 @@ follows `@champion` through a promotion and a rollback under concurrent load, re
 model, and scores a shadow."""
 from __future__ import annotations
 
+import html
 import json
 import multiprocessing
 import os
@@ -103,6 +104,13 @@ def test_gate_promotes_the_good_model_and_refuses_the_worse(tags, golden, gate_c
     fraud_slices = [s for s in gate["slices"] if s["part"] == "fraud"]
     assert fraud_slices and all(0 <= s["blocked_candidate"] <= s["candidate"] <= 1 for s in fraud_slices)  # blocked ⊆ flagged
     assert all(s["blocked_champion"] is not None for s in fraud_slices)
+    # the rows behind the false-block figures are listed, both models' actions beside each
+    listed = gate["false_blocks"]
+    for role in ("candidate", "champion"):
+        assert sum(r[role] == "block" for r in listed) == gate["figures"][role]["false_blocks"]
+    assert all(r["category"] != "fraud" and "block" in (r["candidate"], r["champion"]) for r in listed)
+    page = Path(verdicts[-1]["report"]).read_text(encoding="utf-8")
+    assert "Legitimate rows blocked" in page and all(html.escape(r["text"][:20]) in page for r in listed[:5])
 
     assert cli(["models", "fanzha-tiny"]) == 0
     listing = capsys.readouterr().out

@@ -6,10 +6,12 @@
 One command builds four sets, deterministically from `--seed`, into versioned files with a
 manifest of fingerprints (`golden.json`):
 
-- `heldout`: a stratified sample (source x label) of the held-out test split of the shared data;
-  enough legitimate rows (default 4100, ~4800 with the other sets) that a false-block ceiling of
-  0.1 % can be shown with 95 % confidence (Clopper-Pearson): 0 blocks among n rows needs n >= 2995,
-  1 block n >= 4744;
+- `heldout`: a stratified sample (source x label) of the held-out test split of the shared data.
+  Legitimate rows: up to 20,000 (all 17,117 of the shared data's split). The gate's false-block
+  ceiling (0.1 % at 95 % confidence, Clopper-Pearson) must be passable by a model that meets its
+  export certificate: export admits up to ~0.044 % on its validation rows, and a model at that rate
+  passes the ceiling on 4,940 legitimate rows (1 block allowed) with probability 0.36, on 17,961
+  (10 allowed) with 0.83 (`data.calibration.ceiling_pass_probability`; the gate reports it);
 - `probes`: the hand-written messages of data/probes/: the template-adjacent set (a smoke signal: same
   authors as the templates) and the independent set (data/probes/independent/, written blind to them;
   `source` is `independent:<region>`: cn, tw, hk, mo);
@@ -56,7 +58,8 @@ class GoldenError(ValueError):
 
 @dataclass
 class Sizes:
-    legit: int = field(default=4100, metadata={"help": "held-out legitimate rows (normal, not_fraud)"})
+    legit: int = field(default=20000, metadata={"help": "held-out legitimate rows (normal, not_fraud); more than the "
+                                                        "split holds takes them all"})
     fraud: int = field(default=900, metadata={"help": "held-out fraud rows"})
     spam: int = field(default=250, metadata={"help": "held-out spam rows"})
     min_per_stratum: int = field(default=50, metadata={"help": "at least this many rows per source x label"})

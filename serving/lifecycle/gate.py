@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from data.calibration import allowed_false_blocks, false_block_upper_bound
+from data.calibration import allowed_false_blocks, ceiling_pass_probability, false_block_upper_bound
 from data.hygiene import chat_rows
 from data.golden import SLICE_FIELDS, GoldenError, load_golden
 from serving.integrity import IntegrityError, verify_artifact
@@ -136,6 +136,23 @@ def figures(actions: list[str], rows: list[dict], confidence: float) -> dict:
             "blocked_recall": float(blocked[fraud].mean()) if fraud.any() else 0.0,
             "flagged_recall": float(flagged[fraud].mean()) if fraud.any() else 0.0,
             "errors": int((act == "error").sum())}
+
+
+def ceiling_power(predictor: Predictor, legit_rows: int, fb: dict) -> dict | None:
+    """How likely a model at its own export certificate's rate is to pass the false-block ceiling on
+    this many golden rows (data.calibration.ceiling_pass_probability). Below one half, the golden
+    set is too small for the ceiling to agree with the certificate: a refusal then says little about
+    the model, and the detail says so (rebuild the golden set with more legitimate rows)."""
+    rate = ((predictor.certified or {}).get("validation") or {}).get("false_block_rate")
+    if rate is None:
+        return None
+    p = ceiling_pass_probability(legit_rows, rate, fb["max_rate"], fb["confidence"])
+    detail = (f"a model at its certificate's validation rate ({rate:.5f}) passes this ceiling on {legit_rows} rows"
+              f" with probability {p:.2f}")
+    if p < 0.5:
+        detail += (" — the golden set is too small to agree with the certificate; rebuild it with more legitimate"
+                   " rows (`fanzha golden --legit N`)")
+    return {"certified_rate": rate, "legit_rows": legit_rows, "pass_probability": round(p, 4), "detail": detail}
 
 
 def blocked_legit(rows: list[dict], cand: list[str], champ: list[str] | None) -> list[dict]:
@@ -257,10 +274,13 @@ def run_gate(candidate: Path, champion: Path | None, golden: Path, config: Path 
     report["figures"] = {"candidate": c, "champion": o or None}
     report["false_blocks"] = blocked_legit(rows, cand_actions, champ_actions)
     allowed = allowed_false_blocks(c["legit_rows"], fb["max_rate"], fb["confidence"])
+    power = ceiling_power(pred, c["legit_rows"], fb)
+    report["ceiling_power"] = power
     gates.append(_gate("false_block_ceiling", c["false_block_upper"], o.get("false_block_upper"), fb["max_rate"],
                        c["false_block_upper"] <= fb["max_rate"],
                        f"{c['false_blocks']} of {c['legit_rows']} legitimate rows blocked (rate {c['false_block_rate']:.5f});"
-                       f" {fb['confidence']:.0%} upper bound; at most {max(allowed, 0)} blocks can pass"))
+                       f" {fb['confidence']:.0%} upper bound; at most {max(allowed, 0)} blocks can pass"
+                       + (f"; {power['detail']}" if power else "")))
     rec = cfg["recall"]
     for key, floor in (("blocked_recall", rec["min_blocked"]), ("flagged_recall", rec["min_flagged"])):
         if floor is not None:

@@ -109,6 +109,11 @@ def test_gate_promotes_the_good_model_and_refuses_the_worse(tags, golden, gate_c
     for role in ("candidate", "champion"):
         assert sum(r[role] == "block" for r in listed) == gate["figures"][role]["false_blocks"]
     assert all(r["category"] != "fraud" and "block" in (r["candidate"], r["champion"]) for r in listed)
+    # the ceiling says how likely a model at its own certificate's rate is to pass it on this golden set
+    power = gate["ceiling_power"]
+    assert power["legit_rows"] == gate["figures"]["candidate"]["legit_rows"] and 0 <= power["pass_probability"] <= 1
+    ceiling = next(g for g in gate["gates"] if g["name"] == "false_block_ceiling")
+    assert f"with probability {power['pass_probability']:.2f}" in ceiling["detail"]
     page = Path(verdicts[-1]["report"]).read_text(encoding="utf-8")
     assert "Legitimate rows blocked" in page and all(html.escape(r["text"][:20]) in page for r in listed[:5])
 
@@ -305,3 +310,17 @@ def test_shadow_counts_disagreements_and_changes_no_answer(home, tags, tiny_serv
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert f"{differ} of {len(texts)}" in out.stdout
+
+
+def test_a_golden_set_too_small_for_the_ceiling_says_so(tiny_serving):
+    """At the SMS certificate's rate, 4,940 legitimate golden rows refuse most models that meet
+    their certificate: the ceiling's detail says so and names the fix; 17,961 rows do not."""
+    from serving.lifecycle.gate import ceiling_power
+    from serving.predictor import Predictor
+
+    pred = Predictor(tiny_serving)
+    pred.certified = {**pred.certified, "validation": {**pred.certified["validation"], "false_block_rate": 5 / 11453}}
+    fb = {"max_rate": 0.001, "confidence": 0.95}
+    small, large = ceiling_power(pred, 4940, fb), ceiling_power(pred, 17961, fb)
+    assert small["pass_probability"] < 0.5 and "too small" in small["detail"] and "--legit" in small["detail"]
+    assert large["pass_probability"] > 0.8 and "too small" not in large["detail"]

@@ -90,7 +90,7 @@ def ceiling_pass_probability(n: int, rate: float, max_fpr: float = MAX_FPR, conf
     This is where a certificate and a check on a second sample can quietly disagree: export
     certifies a threshold on its validation rows, and a model at that certificate's own rate
     (0.044 % for the SMS model) passes the same 95 % ceiling on 4,940 rows only 36 % of the time,
-    and on 17,961 rows 83 % of the time."""
+    and on 17,957 rows 83 % of the time."""
     allowed = allowed_false_blocks(n, max_fpr, confidence)
     if allowed < 0:
         return 0.0

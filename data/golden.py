@@ -10,7 +10,7 @@ manifest of fingerprints (`golden.json`):
   Legitimate rows: up to 20,000 (all 17,117 of the shared data's split). The gate's false-block
   ceiling (0.1 % at 95 % confidence, Clopper-Pearson) must be passable by a model that meets its
   export certificate: export admits up to ~0.044 % on its validation rows, and a model at that rate
-  passes the ceiling on 4,940 legitimate rows (1 block allowed) with probability 0.36, on 17,961
+  passes the ceiling on 4,940 legitimate rows (1 block allowed) with probability 0.36, on 17,957
   (10 allowed) with 0.83 (`data.calibration.ceiling_pass_probability`; the gate reports it);
 - `probes`: the hand-written messages of data/probes/: the template-adjacent set (a smoke signal: same
   authors as the templates) and the independent set (data/probes/independent/, written blind to them;

@@ -105,7 +105,9 @@ def _session(path: Path, threads: int | None) -> ort.InferenceSession:
     options.intra_op_num_threads = threads or tuning.THREADS  # the cores we may use, not the host's
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if tuning.SPIN else "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0" if tuning.SPIN == "0" else "1")
+    if tuning.SPIN == "run":
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 

@@ -104,9 +104,23 @@ MAX_BATCH_TOKENS = _int("FANZHA_MAX_BATCH_TOKENS")
 WORKERS = _int("FANZHA_WORKERS")
 # ONNX Runtime intra-op threads per worker (0: the cores this process may use, split among workers).
 THREADS = _int("FANZHA_THREADS") or max(1, CORES // max(1, WORKERS))
-# Whether ONNX Runtime's idle threads spin-wait for the next call. Spinning shaves microseconds
-# off a lone call but burns the core the HTTP event loop needs between batches.
-SPIN = data.settings.get("FANZHA_SPIN").strip().lower() in ("1", "true", "yes")
+# Whether ONNX Runtime's threads spin-wait for work: `0` never (each of a call's ~100 parallel
+# operators wakes its threads through the kernel), `1` always (ONNX Runtime's default, and ours:
+# the threads also spin for a few ms after a call), `run` within a call only
+# (session.force_spinning_stop). The 3-layer SMS student through HTTP on 2 cores, alternated
+# services (2026-12-03, medians of 4 rounds): c=1 p50 3.6 ms with `1`, 4.6 with `run`, 5.3 with
+# `0`; at c=32 (3 rounds) the same with `1` and `0`: 364 / 353 req/s short, 219 / 209 mixed.
+SPIN_MODES = {"0": "0", "false": "0", "no": "0", "off": "0", "1": "1", "true": "1", "yes": "1", "on": "1", "run": "run"}
+
+
+def spin_mode(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in SPIN_MODES:
+        raise ValueError(f"FANZHA_SPIN={raw!r}: use 0, 1 or run")
+    return SPIN_MODES[value]
+
+
+SPIN = spin_mode(data.settings.get("FANZHA_SPIN"))
 # ONNX Runtime threads of a shadow model (`--shadow`, serving/lifecycle/live.py): one, so that it
 # takes at most one core from the answering model, on a thread of lower priority.
 SHADOW_THREADS = _int("FANZHA_SHADOW_THREADS")

@@ -314,13 +314,13 @@ def test_shadow_counts_disagreements_and_changes_no_answer(home, tags, tiny_serv
 
 def test_a_golden_set_too_small_for_the_ceiling_says_so(tiny_serving):
     """At the SMS certificate's rate, 4,940 legitimate golden rows refuse most models that meet
-    their certificate: the ceiling's detail says so and names the fix; 17,961 rows do not."""
+    their certificate: the ceiling's detail says so and names the fix; 17,957 rows do not."""
     from serving.lifecycle.gate import ceiling_power
     from serving.predictor import Predictor
 
     pred = Predictor(tiny_serving)
     pred.certified = {**pred.certified, "validation": {**pred.certified["validation"], "false_block_rate": 5 / 11453}}
     fb = {"max_rate": 0.001, "confidence": 0.95}
-    small, large = ceiling_power(pred, 4940, fb), ceiling_power(pred, 17961, fb)
+    small, large = ceiling_power(pred, 4940, fb), ceiling_power(pred, 17957, fb)
     assert small["pass_probability"] < 0.5 and "too small" in small["detail"] and "--legit" in small["detail"]
     assert large["pass_probability"] > 0.8 and "too small" not in large["detail"]

@@ -75,3 +75,48 @@ def test_threads_follow_the_quota(tmp_path):
                          cwd=REPO, env={**env, "FANZHA_CGROUP_ROOT": str(root)}, capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["1", "1"]
+
+
+def test_spin_modes_and_a_bad_value():
+    assert [tuning.spin_mode(v) for v in ("0", "off", "1", " TRUE ", "run")] == ["0", "0", "1", "1", "run"]
+    with pytest.raises(ValueError, match="FANZHA_SPIN='sometimes': use 0, 1 or run"):
+        tuning.spin_mode("sometimes")
+
+
+_IDLE_CPU = """
+import sys, time
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from serving.predictor import _session
+
+w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((768, 768)).astype(np.float32), "w")
+graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 768])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 768])], [w])
+path = sys.argv[1]
+onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+session, x = _session(path, 2), np.ones((256, 768), np.float32)
+idle = []
+for _ in range(3):
+    for _ in range(5):
+        session.run(None, {"x": x})
+    c = time.process_time()
+    time.sleep(0.3)
+    idle.append(time.process_time() - c)
+print(max(idle))
+"""
+
+
+def test_spinning_within_a_call_stops_when_the_call_ends(tmp_path):
+    """FANZHA_SPIN=1 leaves ONNX Runtime's threads spinning on the CPU after a call (ONNX Runtime's
+    default); `run` (session.force_spinning_stop) and `0` leave the cores idle between calls."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FANZHA_")}
+    idle = {}
+    for mode in ("1", "run", "0"):
+        out = subprocess.run([sys.executable, "-c", _IDLE_CPU, str(tmp_path / f"m{mode}.onnx")], cwd=REPO,
+                             env={**env, "FANZHA_SPIN": mode, "FANZHA_THREADS": "2"}, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+        idle[mode] = float(out.stdout.split()[-1])
+    assert idle["run"] < 0.01 and idle["0"] < 0.01, idle
+    assert idle["1"] > max(idle["run"], idle["0"]) + 0.005, idle

@@ -42,12 +42,12 @@ def test_ceiling_pass_probability_is_the_binomial_chance_of_at_most_the_allowed_
     from data.calibration import ceiling_pass_probability
 
     rate = 5 / 11453  # the SMS certificate's validation rate
-    for n in (4940, 17961):
+    for n in (4940, 17957):
         k = allowed_false_blocks(n, 0.001)
         exact = sum(comb(n, j) * rate ** j * (1 - rate) ** (n - j) for j in range(k + 1))
         assert ceiling_pass_probability(n, rate) == pytest.approx(exact, rel=1e-9)
         simulated = (np.random.default_rng(0).binomial(n, rate, 20000) <= k).mean()
         assert abs(simulated - exact) < 0.02
-    assert ceiling_pass_probability(4940, rate) < 0.5 < ceiling_pass_probability(17961, rate)
+    assert ceiling_pass_probability(4940, rate) < 0.5 < ceiling_pass_probability(17957, rate)
     assert ceiling_pass_probability(1000, rate) == 0.0  # no count of blocks can show the ceiling
-    assert ceiling_pass_probability(17961, 0.0) == 1.0
+    assert ceiling_pass_probability(17957, 0.0) == 1.0

@@ -172,9 +172,11 @@ def int8_guard(certified: dict, reference: str = REFERENCE, candidate: str = INT
 
 def certify_variants(folder: Path, variants: Sequence[str], validation: list[dict], test: list[dict] | None = None,
                      taxonomy: Taxonomy | str | Path | None = None, max_fpr: float = MAX_FPR,
-                     confidence: float = CONFIDENCE, legit: str = "all") -> dict:
+                     confidence: float = CONFIDENCE, legit: str = "all", known: dict | None = None) -> dict:
     """Certify each variant file in `variants` (e.g. model.onnx, model.opt.onnx, model.int8.onnx)
     of the serving artifact `folder` (its fanzha.json need only hold labels and max_length).
+    `known`: entries certified before on the same rows (an int8 recipe retried against its
+    unchanged reference), reused as they are and not returned in "certified".
     Returns {"certified": {variant: entry}, "guards": {"model.int8.onnx": int8_guard(...)}}."""
     from serving.policy import Policy
     from serving.predictor import Predictor
@@ -200,7 +202,7 @@ def certify_variants(folder: Path, variants: Sequence[str], validation: list[dic
         print(f"[fanzha]   T={entry['temperature']:.3f} block>={entry['block_threshold']:.6f}: false blocks "
               f"{100 * v['false_block_rate']:.3f} % of {v['legit_rows']} legit, blocked fraud recall "
               f"{v['blocked_fraud_recall']:.4f} of {v['fraud_rows']}", flush=True)
-    guards = {}
-    if INT8 in certified and REFERENCE in certified:
-        guards[INT8] = int8_guard(certified)
+    guards, every = {}, {**(known or {}), **certified}
+    if INT8 in certified and REFERENCE in every:
+        guards[INT8] = int8_guard(every)
     return {"certified": certified, "guards": guards}

@@ -356,7 +356,7 @@ def _certify(certify, tmp: Path, cfg: dict, model_dir: Path, labels: list[str], 
              where: str, cap: int, guard_data, int8, report: dict, trials: Int8Trials | None = None) -> dict:
     """Run the injected certification on the shipped CPU variants; apply the int8 guard's verdict.
     An int8 variant that fails it is quantized again with the next recipe (`trials`) and certified
-    again beside its reference, as the accuracy guard does; when no recipe passes both, it is not
+    again against its reference's entry (not scored again), as the accuracy guard does; when no recipe passes both, it is not
     shipped with --int8-optional, else a GuardError. Removes failed variants from `passed`."""
     # a provisional fanzha.json: the Predictor needs labels and max_length (final one written later)
     (tmp / "fanzha.json").write_text(json.dumps({"labels": labels, "max_length": cfg["max_length"], "temperature": 1.0,
@@ -375,8 +375,8 @@ def _certify(certify, tmp: Path, cfg: dict, model_dir: Path, labels: list[str], 
         trials.failed(f"certified guard: {guard['reason']}")
         if not trials.next():
             break
-        again = certify(tmp, [optimize.VARIANTS["opt"], int8_file], rows, test, cfg.get("taxonomy"),
-                        legit=cfg.get("certify_legit", "all"))
+        again = certify(tmp, [int8_file], rows, test, cfg.get("taxonomy"), legit=cfg.get("certify_legit", "all"),
+                        known={optimize.VARIANTS["opt"]: certified[optimize.VARIANTS["opt"]]})
         certified[int8_file], guard = again["certified"][int8_file], again["guards"][int8_file]
         guards[int8_file] = guard
     if guard is not None and "int8" in report:

@@ -19,6 +19,12 @@ manifest of fingerprints (`golden.json`):
 - `notices`: legitimate notices (verification codes, bank, delivery) from the synthetic templates of
   the *test* family (template split seed 0, what the models were trained with), never seen in training.
 
+`--relabel FILE` applies reviewed label corrections (a YAML list of `{text_sha256, label, reason}`;
+the gate's list of blocked legitimate rows gives each row's `text_sha256`): a source's label noise,
+such as an advertisement among 80万's ham, then stops counting against every model. Each
+correction, the rows it changed and the file's sha256 are recorded in golden.json, and a changed
+row carries `relabelled` (its reason) and `label_was`; a correction that matches no row is an error.
+
 Every row carries its slice fields: `source`, `category` (fraud | spam | normal | not_fraud, the
 last for coarse labels), `fraud_type` (the fraud label, `-` for legitimate rows), `disguise`
 (`none` or the kind), `script` (simplified | traditional | none, by OpenCC t2s) and `length`.
@@ -196,9 +202,65 @@ def notice_rows(n: int, seed: int) -> list[dict]:
     return out
 
 
-def build(out: Path, data: Path, probes: Path = PROBES, sizes: Sizes | None = None, command: str = "") -> dict:
+def text_sha256(text: str) -> str:
+    """How a golden row is named across versions (ids are positions in one build)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_relabels(path: Path) -> list[dict]:
+    """The reviewed corrections of --relabel: [{text_sha256, label, reason}], validated."""
+    import yaml
+
+    try:
+        entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise GoldenError(f"cannot read the relabel file {path}: {e}") from e
+    if not isinstance(entries, list) or not entries:
+        raise GoldenError(f"{path}: expected a YAML list of {{text_sha256, label, reason}}")
+    tax, seen = load_taxonomy(), set()
+    for i, e in enumerate(entries, 1):
+        if not isinstance(e, dict) or set(e) != {"text_sha256", "label", "reason"}:
+            raise GoldenError(f"{path}: entry {i}: expected exactly the keys text_sha256, label, reason, got {str(e)[:120]}")
+        if not re.fullmatch(r"[0-9a-f]{64}", str(e["text_sha256"])):
+            raise GoldenError(f"{path}: entry {i}: text_sha256 must be 64 lower-case hex digits")
+        if not tax.is_label(str(e["label"])):
+            raise GoldenError(f"{path}: entry {i}: {e['label']!r} is not a taxonomy label")
+        if not str(e["reason"]).strip():
+            raise GoldenError(f"{path}: entry {i}: a correction needs its reason")
+        if e["text_sha256"] in seen:
+            raise GoldenError(f"{path}: entry {i}: text_sha256 {e['text_sha256'][:12]}… is corrected twice")
+        seen.add(e["text_sha256"])
+    return entries
+
+
+def apply_relabels(sets: dict[str, list[dict]], entries: list[dict], path: Path) -> list[dict]:
+    """Every row, in every set, whose text a correction names gets its label, with its slices
+    recomputed (a disguised copy has a text of its own); returns what was applied."""
+    by_hash = {e["text_sha256"]: e for e in entries}
+    applied = {h: {"text_sha256": h, "label": e["label"], "reason": e["reason"], "rows": 0, "label_was": []}
+               for h, e in by_hash.items()}
+    for name in SETS:
+        for i, r in enumerate(sets.get(name, [])):
+            e = by_hash.get(text_sha256(r["text"]))
+            if e is None:
+                continue
+            fixed = _row(r["text"], e["label"], r["source"], r["set"], r["disguise"])
+            sets[name][i] = {**fixed, "label_was": r["label"], "relabelled": e["reason"]}
+            a = applied[e["text_sha256"]]
+            a["rows"] += 1
+            a["label_was"] = sorted(set(a["label_was"]) | {r["label"]})
+    unmatched = [h for h, a in applied.items() if not a["rows"]]
+    if unmatched:
+        raise GoldenError(f"{path}: {len(unmatched)} correction(s) match no golden row: "
+                          + ", ".join(h[:12] + "…" for h in unmatched))
+    return list(applied.values())
+
+
+def build(out: Path, data: Path, probes: Path = PROBES, sizes: Sizes | None = None, command: str = "",
+          relabel: Path | None = None) -> dict:
     """Write SET.jsonl for every set and golden.json; return the manifest."""
     sizes = sizes or Sizes()
+    entries = read_relabels(relabel) if relabel is not None else []
     corpus = data / "test.jsonl" if data.is_dir() else data
     if not corpus.is_file():
         raise GoldenError(f"held-out corpus not found: {corpus} (build it with `python -m data.sources --out "
@@ -210,6 +272,7 @@ def build(out: Path, data: Path, probes: Path = PROBES, sizes: Sizes | None = No
     sets["disguised"], unchanged = disguised_rows([r for r in sets["heldout"] if r["category"] == "fraud"],
                                                   probe_rows, sizes)
     sets["notices"] = notice_rows(sizes.notices, sizes.seed) if sizes.notices else []
+    relabels = apply_relabels(sets, entries, relabel) if entries else []
     out.mkdir(parents=True, exist_ok=True)
     files = {}
     for name in SETS:
@@ -220,13 +283,15 @@ def build(out: Path, data: Path, probes: Path = PROBES, sizes: Sizes | None = No
         files[path.name] = {"sha256": sha256_file(path), "rows": len(sets[name])}
     fingerprint = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     rows = [r for name in SETS for r in sets[name]]
-    inputs = {str(p): sha256_file(p) for p in [corpus, *probe_files, REPO / "configs" / "variants.yaml"]}
+    inputs = {str(p): sha256_file(p) for p in [corpus, *probe_files, REPO / "configs" / "variants.yaml",
+                                                *([relabel] if entries else [])]}
     inputs.update({f"data/synth_slots/{p.name}": sha256_file(p) for p in sorted((REPO / "data" / "synth_slots").glob("*"))
                    if p.is_file()})
     manifest = {"format": GOLDEN_FORMAT, "version": f"{GOLDEN_FORMAT}-{fingerprint[:12]}", "fingerprint": fingerprint,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command,
                 "inputs": inputs, "sizes": asdict(sizes), "files": files,
                 "rows": {name: len(sets[name]) for name in SETS}, "disguise_unchanged_dropped": unchanged,
+                "relabels": {"file": str(relabel), "sha256": sha256_file(relabel), "applied": relabels} if entries else None,
                 "slices": {f: dict(sorted(Counter(r[f] for r in rows).items())) for f in SLICE_FIELDS}}
     (out / "golden.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     return manifest
@@ -277,6 +342,7 @@ def main(argv=None) -> int:
                    help="corpus folder with test.jsonl (python -m data.sources --out ...), or one .jsonl")
     p.add_argument("--probes", type=Path, default=PROBES, help="folder (or file) of hand-written probes")
     p.add_argument("--force", action="store_true", help="replace an existing golden set (a new version)")
+    p.add_argument("--relabel", type=Path, help="reviewed label corrections: a YAML list of {text_sha256, label, reason}")
     for f in Sizes.__dataclass_fields__.values():
         flag = "--" + f.name.replace("_", "-")
         if f.type in (bool, "bool"):
@@ -289,12 +355,14 @@ def main(argv=None) -> int:
             raise GoldenError(f"{args.out} already holds a golden set (frozen); pass --force to replace it")
         sizes = Sizes(**{k: getattr(args, k) for k in Sizes.__dataclass_fields__})
         command = "fanzha golden " + " ".join(sys.argv[1:] if argv is None else list(map(str, argv)))
-        manifest = build(args.out, args.data, args.probes, sizes, command)
+        manifest = build(args.out, args.data, args.probes, sizes, command, relabel=args.relabel)
     except GoldenError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({"version": manifest["version"], "rows": manifest["rows"],
-                      "slices": manifest["slices"]}, indent=1, ensure_ascii=False))
+    print(json.dumps({"version": manifest["version"], "rows": manifest["rows"], "slices": manifest["slices"],
+                      "relabelled": [{k: a[k] for k in ("text_sha256", "label_was", "label", "rows")}
+                                     for a in (manifest["relabels"] or {}).get("applied", [])]},
+                     indent=1, ensure_ascii=False))
     print(f"[fanzha] golden set {manifest['version']} written to {args.out}")
     return 0
 

@@ -31,7 +31,7 @@ import yaml
 
 from data.calibration import allowed_false_blocks, ceiling_pass_probability, false_block_upper_bound
 from data.hygiene import chat_rows
-from data.golden import SLICE_FIELDS, GoldenError, load_golden
+from data.golden import SLICE_FIELDS, GoldenError, load_golden, text_sha256
 from serving.integrity import IntegrityError, verify_artifact
 from serving.lifecycle.registry import files_digest
 from serving.predictor import ArtifactError, ArtifactMeta, Predictor
@@ -161,8 +161,9 @@ def blocked_legit(rows: list[dict], cand: list[str], champ: list[str] | None) ->
     out = []
     for i, r in enumerate(rows):
         if r["category"] != "fraud" and ("block" in (cand[i], champ[i] if champ else None)):
-            out.append({"id": r.get("id"), "source": r.get("source"), "category": r["category"], "text": r["text"],
-                        "candidate": cand[i], "champion": champ[i] if champ else None})
+            out.append({"id": r.get("id"), "text_sha256": text_sha256(r["text"]), "source": r.get("source"),
+                        "category": r["category"], "text": r["text"], "candidate": cand[i],
+                        "champion": champ[i] if champ else None})
     return out
 
 
@@ -239,7 +240,8 @@ def run_gate(candidate: Path, champion: Path | None, golden: Path, config: Path 
         if folder is not None and not (Path(folder) / "fanzha.json").is_file():
             raise GateInputError(f"{role} {folder} is not a serving artifact (no fanzha.json); run `fanzha export`")
     report = {"passed": False, "failed": [], "gates": [], "slices": [], "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "golden": {"folder": str(golden), "version": gold.version, "fingerprint": gold.fingerprint, "rows": len(rows)},
+              "golden": {"folder": str(golden), "version": gold.version, "fingerprint": gold.fingerprint, "rows": len(rows),
+                         "relabelled_rows": sum(1 for r in rows if r.get("relabelled"))},
               "config": cfg, "candidate": None, "champion": None}
     gates = report["gates"]
     try:
@@ -365,15 +367,17 @@ def write_report(report: dict, folder: Path) -> tuple[Path, Path]:
                            s.get("blocked_candidate"), s.get("blocked_champion")] for s in report["slices"]],
                          ["" if s["passed"] is None else "pass" if s["passed"] else "fail" for s in report["slices"]])
     rows = report.get("false_blocks") or []
-    blocked = (_html_table(["id", "source", "category", "candidate", "champion", "text"],
-                           [[r["id"], r["source"], r["category"], r["candidate"], r["champion"], r["text"]] for r in rows],
+    blocked = (_html_table(["id", "source", "category", "candidate", "champion", "text", "text_sha256 (for --relabel)"],
+                           [[r["id"], r["source"], r["category"], r["candidate"], r["champion"], r["text"],
+                             r.get("text_sha256")] for r in rows],
                            ["fail" if r["candidate"] == "block" else "" for r in rows])
                if rows else "<p>none: neither model blocks a legitimate golden row</p>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>fanzha gate: {html.escape(verdict)}</title><style>"
             "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
             "padding:3px 8px;text-align:left}tr.fail{background:#fdd}tr.pass{background:#efe}</style></head><body>"
             f"<h1>{html.escape(verdict)}</h1><p>candidate: {who(report['candidate'])}<br>champion: {who(report['champion'])}"
-            f"<br>golden set {html.escape(report['golden']['version'])}, {report['golden']['rows']} rows, fingerprint "
+            f"<br>golden set {html.escape(report['golden']['version'])}, {report['golden']['rows']} rows"
+            f" ({report['golden'].get('relabelled_rows', 0)} relabelled by review), fingerprint "
             f"{html.escape(report['golden']['fingerprint'])}<br>created {html.escape(report['created'])}</p>"
             f"<h2>Gates</h2>{gates}<h2>Legitimate rows blocked</h2>{blocked}<h2>Slices</h2>{slices}</body></html>")
     (folder / "gate.html").write_text(page, encoding="utf-8")

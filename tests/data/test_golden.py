@@ -67,3 +67,42 @@ def test_the_independent_probes_are_golden_rows_sliced_by_region(corpus, tmp_pat
         by_source[r["source"]] = by_source.get(r["source"], 0) + 1
     assert {f"independent:{region}" for region in ("cn", "tw", "hk", "mo")} <= set(by_source)
     assert sum(n for s, n in by_source.items() if s.startswith("independent:")) == len(independent)
+
+
+def test_reviewed_relabels_change_the_rows_they_name_and_are_recorded(corpus, tmp_path, capsys):
+    """A legitimate golden row that is really an ad (80万's ham holds some) is relabelled by review:
+    the row, its category and the manifest say so, the version changes, and bad files are refused."""
+    import yaml
+
+    from data.golden import text_sha256
+
+    plain = build(tmp_path / "plain", corpus, sizes=SMALL)
+    rows = load_golden(tmp_path / "plain").rows
+    target = next(r for r in rows if r["set"] == "heldout" and r["label"] == "normal")
+    fix = tmp_path / "relabel.yaml"
+    fix.write_text(yaml.safe_dump([{"text_sha256": text_sha256(target["text"]), "label": "spam",
+                                    "reason": "an advertisement, reviewed 2026-12-03"}], allow_unicode=True), encoding="utf-8")
+    assert main(["--out", str(tmp_path / "fixed"), "--data", str(corpus), "--legit", "120", "--fraud", "60", "--spam", "20",
+                 "--min-per-stratum", "5", "--disguised-per-kind", "3", "--notices", "20", "--relabel", str(fix)]) == 0
+    assert '"label": "spam"' in capsys.readouterr().out
+    fixed = load_golden(tmp_path / "fixed")
+    assert fixed.fingerprint != plain["fingerprint"]
+    changed = [r for r in fixed.rows if r["text"] == target["text"]]
+    assert changed and all(r["label"] == "spam" and r["category"] == "spam" and r["label_was"] == "normal"
+                           and r["relabelled"].startswith("an advertisement") for r in changed)
+    assert sum(r["category"] != "fraud" and r["category"] != "spam" for r in fixed.rows) == \
+        sum(r["category"] != "fraud" and r["category"] != "spam" for r in rows) - len(changed)
+    applied = fixed.manifest["relabels"]["applied"]
+    assert [(a["label_was"], a["label"], a["rows"]) for a in applied] == [(["normal"], "spam", len(changed))]
+
+    for bad, message in (([{"text_sha256": "0" * 64, "label": "spam", "reason": "x"}], "match no golden row"),
+                         ([{"text_sha256": text_sha256(target["text"]), "label": "nonsense", "reason": "x"}], "not a taxonomy label"),
+                         ([{"text_sha256": text_sha256(target["text"]), "label": "spam", "reason": " "}], "needs its reason"),
+                         ([{"text_sha256": "abc", "label": "spam", "reason": "x"}], "64 lower-case hex"),
+                         ({"not": "a list"}, "expected a YAML list")):
+        fix.write_text(yaml.safe_dump(bad), encoding="utf-8")
+        with pytest.raises(GoldenError, match=message):
+            build(tmp_path / "bad", corpus, sizes=SMALL, relabel=fix)
+    fix.write_bytes(b"- {text_sha256: \xff\xfe")
+    with pytest.raises(GoldenError, match="cannot read the relabel file"):
+        build(tmp_path / "bad", corpus, sizes=SMALL, relabel=fix)

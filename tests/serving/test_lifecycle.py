@@ -109,6 +109,8 @@ def test_gate_promotes_the_good_model_and_refuses_the_worse(tags, golden, gate_c
     for role in ("candidate", "champion"):
         assert sum(r[role] == "block" for r in listed) == gate["figures"][role]["false_blocks"]
     assert all(r["category"] != "fraud" and "block" in (r["candidate"], r["champion"]) for r in listed)
+    from data.golden import text_sha256
+    assert all(r["text_sha256"] == text_sha256(r["text"]) for r in listed)  # what `fanzha golden --relabel` names
     # the ceiling says how likely a model at its own certificate's rate is to pass it on this golden set
     power = gate["ceiling_power"]
     assert power["legit_rows"] == gate["figures"]["candidate"]["legit_rows"] and 0 <= power["pass_probability"] <= 1

@@ -211,7 +211,7 @@ def test_student_config_extends_the_sms_config():
     cfg, settings = load_distill_config(REPO / "configs/sms-student.yaml", {"distill.alpha": 0.5})
     sms = load_config(REPO / "configs/sms.yaml")
     assert cfg.data == sms.data and cfg.max_length == sms.max_length and cfg.output_dir != sms.output_dir
-    assert settings.alpha == 0.5 and settings.temperature == 2.0 and settings.student_layers == [0, 3]
+    assert settings.alpha == 0.5 and settings.temperature == 2.0 and settings.student_layers == [0, 1, 3]
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,8 @@ def main(argv=None) -> int:
         run("train", ["train", "--config", "configs/default.yaml", "--set", f"output_dir={model}"])
         run("evaluate", ["evaluate", str(model), str(corpus), "--out", str(root / "eval"), "--obfuscate"])
         # the demo model is small and trained for minutes: if int8 misses the accuracy guard, serve fp32
-        run("export", ["export", str(model), str(serving), "--int8-optional"])
+        run("export", ["export", str(model), str(serving), "--int8-optional",
+                       "--eval-report", str(root / "eval" / "report.json")])  # the model card's figures
     metrics = json.loads((model / "metrics.json").read_text(encoding="utf-8"))
     print(f"\nheld-out synthetic test: macro-F1 {metrics['test']['macro_f1']:.4f}, accuracy {metrics['test']['accuracy']:.4f}"
           f"\nevaluation report: {root / 'eval' / 'report.html'}")

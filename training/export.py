@@ -35,7 +35,7 @@ import torch
 import yaml
 
 from data.normalize import Normalizer
-from training import optimize
+from training import model_card, optimize
 from training.evaluate import predict_logits
 from training.fingerprint import CalibrationError, check_calibration
 from data.digest import sha256_file
@@ -259,8 +259,10 @@ def build_variants(tmp: Path, config, texts: list[str], reference: np.ndarray, m
 
 def export(model_dir: Path, out: Path, policy: Path | None = None, sample: list[str] | None = None,
            int8: bool | str = True, guard_rows: int = optimize.GUARD_ROWS, guard_data: Path | None = None,
-           default_variant: str | None = None, certify=None, certify_rows: int = optimize.CERTIFY_ROWS) -> dict:
-    """`certify(folder, variants, validation_rows, test_rows, taxonomy_path, legit=certify_legit) -> {"certified": {variant
+           default_variant: str | None = None, certify=None, certify_rows: int = optimize.CERTIFY_ROWS,
+           eval_report: Path | None = None) -> dict:
+    """`eval_report`: the `fanzha evaluate` report the model card (README.md) shows (default MODEL/eval/report.json).
+    `certify(folder, variants, validation_rows, test_rows, taxonomy_path, legit=certify_legit) -> {"certified": {variant
     file: entry}, "guards": {variant file: {"passed", "reason", ...}}}` (serving/certify.py
     `certify_variants`, passed in by fanzha/exporting.py): run on the half-built folder."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -277,7 +279,7 @@ def export(model_dir: Path, out: Path, policy: Path | None = None, sample: list[
     tmp.mkdir(parents=True)
     # on failure the half-built folder stays as OUT.tmp (its parity.json explains), OUT is untouched
     report = _export_into(tmp, model, tokenizer, cfg, model_dir, out, policy, sample, int8, guard_rows, guard_data,
-                          default_variant, certify, certify_rows)
+                          default_variant, certify, certify_rows, eval_report)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     report["export_seconds"] = round(time.time() - started, 1)
@@ -288,7 +290,7 @@ def export(model_dir: Path, out: Path, policy: Path | None = None, sample: list[
 
 def _export_into(tmp: Path, model, tokenizer, cfg: dict, model_dir: Path, out: Path, policy, sample, int8: bool,
                  guard_rows: int, guard_data, default_variant: str | None, certify=None,
-                 certify_rows: int = optimize.CERTIFY_ROWS) -> dict:
+                 certify_rows: int = optimize.CERTIFY_ROWS, eval_report: Path | None = None) -> dict:
     print(f"[fanzha] exporting {model_dir} to ONNX (opset {OPSET})", flush=True)
     export_onnx(model, tmp / "model.onnx")
     for name in TOKENIZER_FILES + ("config.json",):
@@ -343,6 +345,8 @@ def _export_into(tmp: Path, model, tokenizer, cfg: dict, model_dir: Path, out: P
                                                                        "data", "variant")}
     (tmp / "fanzha.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
     (tmp / "parity.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    card = model_card.write(model_dir, tmp, meta, eval_report)  # README.md, covered by the manifest
+    print(f"[fanzha] model card {card.name}: " + model_card.evaluation_report(model_dir, eval_report)[1], flush=True)
 
     manifest = {"files": {p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}}
     for name in ("metrics.json", "data_manifest.json"):
@@ -427,11 +431,13 @@ def main(argv=None, certify=None) -> int:
                         help="serving default (default: the fastest variant that passed, timed here)")
     parser.add_argument("--certify-rows", type=int, default=optimize.CERTIFY_ROWS,
                         help="validation (and test) rows that certify each variant's temperature and block threshold")
+    parser.add_argument("--eval-report", type=Path, help="the fanzha evaluate report.json the model card shows "
+                                                         "(default: MODEL/eval/report.json; one of other weights is left out)")
     args = parser.parse_args(argv)
     try:
         export(args.model, args.out, args.policy, int8=False if args.no_int8 else ("optional" if args.int8_optional else True), guard_rows=args.guard_rows,
                guard_data=args.guard_data, default_variant=args.default_variant, certify=certify,
-               certify_rows=args.certify_rows)
+               certify_rows=args.certify_rows, eval_report=args.eval_report)
     except CalibrationError as e:  # a stale calibration.json: say what to run, no traceback
         print(f"fanzha export: error: {e}", file=sys.stderr)
         return 2

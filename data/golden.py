@@ -291,7 +291,7 @@ def build(out: Path, data: Path, probes: Path = PROBES, sizes: Sizes | None = No
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command,
                 "inputs": inputs, "sizes": asdict(sizes), "files": files,
                 "rows": {name: len(sets[name]) for name in SETS}, "disguise_unchanged_dropped": unchanged,
-                "relabels": {"file": str(relabel), "sha256": sha256_file(relabel), "applied": relabels} if entries else None,
+                "relabels": {"file": str(relabel), "sha256": inputs[str(relabel)], "applied": relabels} if entries else None,
                 "slices": {f: dict(sorted(Counter(r[f] for r in rows).items())) for f in SLICE_FIELDS}}
     (out / "golden.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     return manifest

@@ -345,8 +345,8 @@ def _export_into(tmp: Path, model, tokenizer, cfg: dict, model_dir: Path, out: P
                                                                        "data", "variant")}
     (tmp / "fanzha.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
     (tmp / "parity.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    card = model_card.write(model_dir, tmp, meta, eval_report)  # README.md, covered by the manifest
-    print(f"[fanzha] model card {card.name}: " + model_card.evaluation_report(model_dir, eval_report)[1], flush=True)
+    card, shown = model_card.write(model_dir, tmp, meta, eval_report)  # README.md, covered by the manifest
+    print(f"[fanzha] model card {card.name}: {shown}", flush=True)
 
     manifest = {"files": {p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}}
     for name in ("metrics.json", "data_manifest.json"):

@@ -36,10 +36,12 @@ def evaluation_report(model_dir: Path, path: Path | None = None) -> tuple[dict |
     """(the report's `model` section, what was found) for these weights; None when there is none
     or it describes other weights."""
     path = Path(path) if path else Path(model_dir) / "eval" / "report.json"
-    report = _read_json(path)
-    if report is None:
+    if not path.is_file():
         return None, f"no evaluation report at {path} (run `fanzha evaluate MODEL DATA --probes` before export)"
-    model = report.get("model") or {}
+    report = _read_json(path)
+    if not isinstance(report, dict) or not isinstance(report.get("model"), dict):
+        return None, f"{path} is not a readable `fanzha evaluate` report (no `model` section): left out"
+    model = report["model"]
     described = (model.get("describes") or {}).get("weights_sha256")
     own = weights_sha256(model_dir)  # the fingerprint `fanzha evaluate` records
     if described != own:
@@ -64,11 +66,13 @@ def _table(head: list[str], rows: list[list]) -> str:
 
 def render(model_dir: Path, serving: Path, meta: dict, eval_report: Path | None = None) -> str:
     """The model card of the serving artifact `serving` (its fanzha.json `meta`, policy.yaml)."""
-    model_dir, serving = Path(model_dir), Path(serving)
+    return _render(Path(model_dir), Path(serving), meta, *evaluation_report(model_dir, eval_report))
+
+
+def _render(model_dir: Path, serving: Path, meta: dict, report: dict | None, found: str) -> str:
     metrics = _read_json(model_dir / "metrics.json") or {}
     card = _read_json(model_dir / "data_card.json") or {}
     policy = yaml.safe_load((serving / "policy.yaml").read_text(encoding="utf-8")) or {}
-    report, found = evaluation_report(model_dir, eval_report)
     base = str(meta.get("base_model") or "")
     labels = meta.get("labels") or []
     run = metrics.get("run") or {}
@@ -157,7 +161,9 @@ def render(model_dir: Path, serving: Path, meta: dict, eval_report: Path | None 
     return "\n".join(out)
 
 
-def write(model_dir: Path, serving: Path, meta: dict, eval_report: Path | None = None) -> Path:
+def write(model_dir: Path, serving: Path, meta: dict, eval_report: Path | None = None) -> tuple[Path, str]:
+    """SERVING/README.md; returns its path and which evaluation it shows (or why none)."""
+    report, found = evaluation_report(model_dir, eval_report)  # reads the report and hashes the weights once
     path = Path(serving) / "README.md"
-    path.write_text(render(model_dir, serving, meta, eval_report), encoding="utf-8")
-    return path
+    path.write_text(_render(Path(model_dir), Path(serving), meta, report, found), encoding="utf-8")
+    return path, found

@@ -39,3 +39,7 @@ def test_the_card_shows_an_evaluation_of_these_weights_and_no_other(tiny_model, 
     other.write_text(json.dumps(report), encoding="utf-8")
     card = model_card.render(tiny_model, tiny_serving, meta, other)
     assert "describes other weights" in card and "| macro-F1 |" not in card
+
+    other.write_bytes(b"{\xff not json")  # a broken report is named, not shown and not a crash
+    card = model_card.render(tiny_model, tiny_serving, meta, other)
+    assert "is not a readable `fanzha evaluate` report" in card and "| macro-F1 |" not in card

@@ -185,7 +185,7 @@ def load_golfxiao_dialogs(path=None, limit=None, report=None, tax=None) -> Itera
     for item in itertools.chain(rows, [None]):
         if buffer and (item is None or item[1]["case"] != buffer[0][1]["case"]):
             names = {r["speaker"].strip() for _, r in buffer if r["speaker"].strip()}
-            # a marked fraudster's other lines ("您好，这里是xx贷款公司的客服…" with is_fraud False): the
+            # a marked fraudster's other lines (e.g. a loan "customer service" greeting, is_fraud False): the
             # fraudster's, so never legitimate, but not marked fraud either: left out, counted
             fraudsters = {r["speaker"].strip() for _, r in buffer
                           if r["speaker"].strip() and r["is_fraud"].strip().lower() in _TRUE}

@@ -53,7 +53,9 @@ SPLITS = ("train", "validation", "test")
 SPLIT_SHARES = (0.70, 0.15, 0.15)
 
 # Share of generated messages per sampling pool. normal = 0.45 (notice 0.26 >= half of it),
-# spam = 0.15, fraud = 0.40 (fraud.other a little smaller: it is a catch-all).
+# spam = 0.15, fraud = 0.42. fraud.other is a catch-all of many kinds (prizes, gambling, fake shops
+# and tickets, game trades, romance without investment, fake charity, extortion); at 0.04 (before
+# 2026-12-03) it had the fewest messages per template of any fraud pool, so it gets a fraud type's 0.06.
 POOL_WEIGHTS = {
     "normal.notice": 0.26,
     "normal.personal": 0.19,
@@ -64,7 +66,7 @@ POOL_WEIGHTS = {
     "fraud.impersonate_acquaintance": 0.06,
     "fraud.brushing": 0.06,
     "fraud.investment": 0.06,
-    "fraud.other": 0.04,
+    "fraud.other": 0.06,
 }
 # Share of each pool's messages drawn from its regional (Taiwan / Hong Kong / Macau, Traditional
 # script) templates; a pool without regional templates draws only mainland ones. 0.30 of every

@@ -30,6 +30,14 @@ def rows():
     return synth.generate(6000, seed=0)
 
 
+@pytest.fixture(scope="module")
+def many_rows():
+    # the vocabulary checks count rare cues: every template added thins each one's share of a
+    # sample, so they look at a sample large enough that a cue the library renders cannot vanish
+    # by chance (at 6,000 rows two such counts fell below their floor when 270 templates were added)
+    return synth.generate(30000, seed=0)
+
+
 def test_schema_and_labels(rows):
     assert len(rows) == 6000
     for r in rows:
@@ -169,13 +177,13 @@ def test_lengths_overlap(rows):
     assert sum(x >= 90 for x in fraud) >= 10 and sum(x >= 90 for x in normal) >= 10
 
 
-def test_notifications_and_hard_negatives(rows):
-    normal = [r for r in rows if r["label"] == "normal"]
+def test_notifications_and_hard_negatives(many_rows):
+    normal = [r for r in many_rows if r["label"] == "normal"]
     notices = [r for r in normal if r["group"].startswith("normal.notice/")]
     assert len(notices) >= len(normal) / 2
     texts = [r["text"] for r in notices]
     for cue in ("验证码", "尾号", "取件码", "话费", "12123", "预约", "还款"):
-        assert sum(cue in t for t in texts) >= 10, cue
+        assert sum(cue in t for t in texts) >= 50, cue
     for cue in ("公安", "法院", "贷款", "退款", "客服", "转账", "理赔", "ETC"):
         assert any(cue in r["text"] for r in normal), cue
 
@@ -295,10 +303,10 @@ def test_regional_templates_on_every_side_of_the_split(seed):
     assert not missing
 
 
-def test_regional_vocabulary_and_scripts(rows):
+def test_regional_vocabulary_and_scripts(many_rows):
     region = _region_of()
-    fraud = [r["text"] for r in rows if category_of(r["label"]) == "fraud" and region[r["group"]] != "mainland"]
-    normal = [r["text"] for r in rows if r["label"] == "normal" and region[r["group"]] != "mainland"]
+    fraud = [r["text"] for r in many_rows if category_of(r["label"]) == "fraud" and region[r["group"]] != "mainland"]
+    normal = [r["text"] for r in many_rows if r["label"] == "normal" and region[r["group"]] != "mainland"]
     for cue in ("LINE", "監理", "健保", "郵政", "ATM", "帳戶", "HK$", "WhatsApp", "點數", "八達通", "轉數快"):
         assert any(cue in t for t in fraud), cue
     for cue in ("驗證碼", "郵政", "健保", "八達通", "轉數快", "帳戶", "LINE", "ATM"):

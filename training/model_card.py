@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from data.markdown import table as _table
 from training.fingerprint import weights_sha256
 
 LICENCE_NOTE = {
@@ -56,12 +57,6 @@ def _pct(x) -> str:
 
 def _f(x, digits: int = 4) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
-
-
-def _table(head: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def render(model_dir: Path, serving: Path, meta: dict, eval_report: Path | None = None) -> str:

@@ -13,6 +13,8 @@ import re
 import sys
 from pathlib import Path
 
+from data import markdown
+
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 HOW = {
     "bench": ("make bench MODEL=artifacts/sms/model SERVING=artifacts/sms/serving",
@@ -85,8 +87,7 @@ def bench_run(folder: Path, meta: dict, file: str = "results.md") -> list[str]:
 
 
 def table(header: list[str], rows: list[list]) -> list[str]:
-    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            + ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows] + [""])
+    return markdown.table(header, rows, fmt).split("\n") + [""]
 
 
 def evaluate_run(folder: Path, meta: dict) -> list[str]:

@@ -28,6 +28,7 @@ from typing import Iterator
 
 import pandas as pd
 
+from data.markdown import table
 from data.tables import TableError, columns_of, iter_table
 from serving.policy import ACTIONS, CATEGORIES
 
@@ -183,13 +184,9 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
 
 
 def to_markdown(result: dict) -> str:
-    def cell(value: str) -> str:
-        return value.replace("|", "\\|").replace("\n", " ")
-
     parts = [f"# Scoring diff\n\nOLD `{result['old']}` vs NEW `{result['new']}`, aligned by row.\n"]
     for title, header, rows in _tables(result):
-        parts.append(f"## {title}\n\n| " + " | ".join(map(cell, header)) + " |\n|" + "---|" * len(header) + "\n"
-                     + "".join("| " + " | ".join(map(cell, r)) + " |\n" for r in rows))
+        parts.append(f"## {title}\n\n" + table(header, rows) + "\n")
     return "\n".join(parts)
 
 

@@ -199,3 +199,14 @@ def test_collect_gate_keeps_the_verdict_and_no_message_text(tmp_path):
     assert "| region | tw | fraud | blocked_recall | 39 |" in page
     with pytest.raises(SystemExit, match="no gate.json"):
         collect.main([str(tmp_path), "--name", "x", "--kind", "gate", "--results-dir", str(results), "--command", "c"])
+
+
+def test_results_pages_escape_a_pipe_once(tmp_path):
+    """A command or note holding `|` stays in its cell on the results pages: escaped once, by
+    data/markdown.py, not again by the page's own formatter (which showed a stray backslash)."""
+    results_md = load(REPO / "docs" / "gen" / "results_md.py")
+    body = results_md.table(["figure", "value"], [["command", "a | b"]])
+    assert body[2] == "| command | a \\| b |"
+    meta = {"measured": "2026-12-04", "command": "fanzha score in.csv | head", "files": {}}
+    about = "\n".join(results_md.about(tmp_path, meta))
+    assert "`fanzha score in.csv \\| head`" in about and "\\\\|" not in about

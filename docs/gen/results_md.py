@@ -50,7 +50,7 @@ def fmt(value) -> str:
         return "–"
     if isinstance(value, float):  # small rates keep 4 significant digits: 0.00096 is not the 0.0010 it limits
         return f"{value:.4g}" if 0 < abs(value) < 0.01 else f"{value:.4f}"
-    return str(value).replace("|", "\\|")
+    return str(value)  # a cell's | is escaped by data/markdown.py
 
 
 def about(folder: Path, meta: dict) -> list[str]:
@@ -66,7 +66,7 @@ def about(folder: Path, meta: dict) -> list[str]:
     if meta.get("git_commit"):
         rows.append(("code", f"commit `{meta['git_commit'][:12]}`"))
     rows.append(("files", ", ".join(f"[{f}](results/{folder.name}/{f})" for f in meta.get("files", {}))))
-    lines = ["| about this run | |", "| --- | --- |"] + [f"| {k} | {fmt(v)} |" for k, v in rows] + [""]
+    lines = table(["about this run", ""], rows)
     if meta.get("quick"):
         lines += ['!!! warning "A --quick run"', "    It checks that every part runs; its figures measure nothing.", ""]
     if meta.get("note"):

@@ -1,24 +1,13 @@
 """The one markdown table writer: every table the project writes (model card, scoring diff, results
 pages) keeps each value in its own cell, whatever the value holds."""
+import re
+
 from data.markdown import table
 
 
 def cells(line: str) -> list[str]:
     """The cells of one table line, splitting on unescaped pipes only."""
-    out, cur, i = [], "", 0
-    body = line.strip()[1:-1]
-    while i < len(body):
-        if body[i] == "\\" and i + 1 < len(body) and body[i + 1] == "|":
-            cur += "|"
-            i += 2
-            continue
-        if body[i] == "|":
-            out.append(cur.strip())
-            cur = ""
-        else:
-            cur += body[i]
-        i += 1
-    return out + [cur.strip()]
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
 
 
 def test_pipes_and_line_breaks_stay_in_their_cell():

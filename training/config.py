@@ -88,6 +88,11 @@ class TrainConfig:
     prior_correction: bool = _help("after training with class weights, subtract log(weight) from the classifier "
                                    "bias so predictions follow the data's prior again (training/prior.py)", True)
     seed: int = _help("seed for initialization, shuffling and data", 0)
+    order_seed: typing.Optional[int] = _help(
+        "seed for shuffling, augmentation and dropout alone (null: seed); the initialization follows seed", None)
+    soup: int = _help("train this many members from one initialization, member k with order_seed + k, and write "
+                      "their weights' mean (a uniform model soup: one model's serving cost; training/soup.py); "
+                      "1: one model", 1)
     threads: int = _help("torch CPU threads per process (0: the cores shared among the processes on this machine)", 0)
     precision: str = _help("'auto' (bf16 where the GPU supports it, else fp16 on CUDA, fp32 on CPU), 'fp32', "
                            "'bf16' (autocast, also on CPU), 'fp16' (CUDA only) or 'bf16-if-native' (as auto on "
@@ -146,6 +151,10 @@ class TrainConfig:
             raise ConfigError("save_steps must be >= 0 and save_total_limit >= 1")
         if self.tracking not in TRACKING:
             raise ConfigError(f"tracking must be one of {TRACKING}, got {self.tracking!r}")
+        if isinstance(self.soup, bool) or not isinstance(self.soup, int) or self.soup < 1:
+            raise ConfigError(f"soup={self.soup!r} must be an integer >= 1 (1: one model)")
+        if self.order_seed is not None and (isinstance(self.order_seed, bool) or not isinstance(self.order_seed, int)):
+            raise ConfigError(f"order_seed={self.order_seed!r} must be null or an integer")
         if self.class_weights not in CLASS_WEIGHTS:
             raise ConfigError(f"class_weights must be one of {CLASS_WEIGHTS}, got {self.class_weights!r}")
 

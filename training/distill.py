@@ -33,6 +33,7 @@ from data.taxonomy import TaxonomyError
 from training.config import ConfigError, TrainConfig, apply_overrides, build, option, read_yaml
 from training.examples import DataError, read_jsonl
 from training.resume import ResumeError
+from training.soup import order_seed
 
 SETTINGS_FREE = ("teacher_batch_size", "logits_cache")  # do not change the student's weights
 
@@ -85,7 +86,11 @@ def load_distill_config(path: str | Path | None, overrides: dict | None = None) 
     """(training config, distillation settings): the file's `distill:` section and `distill.*` overrides go to the latter."""
     raw = apply_overrides(read_extending(Path(path)) if path else {}, overrides)
     settings = build(DistillConfig, raw.pop("distill", None) or {}, f"{path or 'config'}: distill")
-    return build(TrainConfig, raw, str(path or "config")), settings
+    cfg = build(TrainConfig, raw, str(path or "config"))
+    if cfg.soup != 1:  # a soup of students would need a soup of distillations; train one student
+        raise ConfigError(f"soup={cfg.soup}: fanzha distill trains one student (soup is a fanzha train setting; "
+                          "distill from a soup teacher instead)")
+    return cfg, settings
 
 
 def transfer_pool(cfg: TrainConfig, settings: DistillConfig, splits: dict, taxonomy) -> list[dict]:
@@ -203,8 +208,8 @@ def distill(cfg: TrainConfig, settings: DistillConfig, teacher: Path, champion: 
     mix = [1 - settings.champion_weight, settings.champion_weight] if champion else [1.0]
     soft = teachers.soft_targets(scored, mix, settings.temperature, shift)
     index = {t: i for i, t in enumerate(targets)}
-    dataset = build_dataset(rows, tokenizer, run.taxonomy, cfg.max_length, run.weights, cfg.augment, cfg.seed,
-                            extra={"soft": [soft[index[r["target"]]].tolist() for r in rows]})
+    dataset = build_dataset(rows, tokenizer, run.taxonomy, cfg.max_length, run.weights, cfg.augment,
+                            order_seed(cfg), extra={"soft": [soft[index[r["target"]]].tolist() for r in rows]})
     sources: dict[str, int] = {}
     for r in pool:
         sources[r["source"]] = sources.get(r["source"], 0) + 1

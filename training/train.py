@@ -36,6 +36,7 @@ from training.base_model import resolve
 from training.config import ConfigError, TrainConfig, load_config, save_config
 from training.examples import DataError, load_splits, weights_from_counts
 from training.resume import ResumeError
+from training.soup import order_seed
 
 
 def set_seed(seed: int) -> None:
@@ -207,6 +208,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     alone writes the artifact, the data card, the reports and the MLflow run."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    if cfg.soup > 1:
+        from training.soup import train_soup
+
+        return train_soup(cfg, resume)
     run = TrainingRun(cfg, resume)
     base = resolve(cfg.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base, do_lower_case=True)
@@ -215,7 +220,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         base, num_labels=len(run.taxonomy.classes), id2label=run.taxonomy.id2label, label2id=run.taxonomy.label2id,
         **dropout)
     train_ds = build_dataset(run.splits["train"], tokenizer, run.taxonomy, cfg.max_length, run.weights, cfg.augment,
-                             cfg.seed)
+                             order_seed(cfg))
     return fit(run, model, tokenizer, train_ds, trainer_class(), collate)
 
 
@@ -241,8 +246,8 @@ def training_arguments(cfg: TrainConfig, run: TrainingRun, total_steps: int):
         report_to=["mlflow"] if cfg.tracking == "mlflow" and run.main_rank else "none",
         use_cpu=not run.cuda,
         **distributed.precision_args(run.precision),
-        seed=cfg.seed,
-        data_seed=cfg.seed,
+        seed=order_seed(cfg),
+        data_seed=order_seed(cfg),
         remove_unused_columns=False,
         train_sampling_strategy="group_by_length",  # batches of similar length: SMS short, scripts long
         length_column_name="length",
@@ -315,12 +320,15 @@ def fingerprint_rows(rows: list[dict]) -> str:
 
 
 def write_artifact(cfg: TrainConfig, out: Path, model, tokenizer, taxonomy, splits: dict, manifest: dict,
-                   weights: dict, metrics: dict, evaluate_rows) -> None:
+                   weights: dict, metrics: dict, evaluate_rows, bias_corrected: bool = False) -> None:
+    """`bias_corrected`: the model's bias already holds the prior correction (a soup of corrected
+    members), which is then recorded and not applied again."""
     if weights and cfg.prior_correction:  # the weights' prior shift comes out of the bias (training/prior.py)
         from training.prior import correct_model, log_weights, record
 
         shift = log_weights(weights, taxonomy.classes)
-        correct_model(model, shift)
+        if not bias_corrected:
+            correct_model(model, shift)
         record(out, shift, taxonomy.classes, cfg.class_weights)
     model.save_pretrained(out)  # safetensors
     tokenizer.save_pretrained(out)

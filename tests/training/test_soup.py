@@ -1,0 +1,97 @@
+"""`soup: N` (training/soup.py): N members from one initialization, their weights' mean written
+as the model artifact; real tiny trainings."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import REPO
+from training.config import ConfigError, load_config
+from training.soup import average_weights, member_config, members_dir
+from training.train import train
+
+HEAD = "classifier.weight"
+
+
+def tiny(base, out, **overrides):
+    return load_config(None, {"base_model": str(base), "output_dir": str(out), "max_steps": 6, "batch_size": 8,
+                              "learning_rate": 2e-3, "max_length": 32, "data.synthetic_n": 300, "save_steps": 0,
+                              "taxonomy": str(REPO / "configs/taxonomy.yaml"),
+                              "policy": str(REPO / "configs/policy.yaml"), "tracking": "none", **overrides})
+
+
+def weights(folder):
+    return load_file(folder / "model.safetensors")
+
+
+def test_members_share_the_initialization(tiny_base, tmp_path):
+    """With a learning rate too small to move anything, every member is its initialization: the
+    soup then equals a single seed-0 model, and not a seed-1 one (the head is drawn from the seed)."""
+    still = {"learning_rate": 1e-12}
+    soup = weights(train(tiny(tiny_base, tmp_path / "soup", soup=2, **still)))
+    one = weights(train(tiny(tiny_base, tmp_path / "one", **still)))
+    other = weights(train(tiny(tiny_base, tmp_path / "other", seed=1, **still)))
+    assert (one[HEAD] - other[HEAD]).abs().max() > 1e-3  # a member drawn from seed + k would show
+    for key in one:
+        torch.testing.assert_close(soup[key], one[key], atol=1e-6, rtol=0)
+
+
+def test_soup_is_the_mean_of_its_members_trained_alone(tiny_base, tmp_path):
+    cfg = tiny(tiny_base, tmp_path / "soup", soup=2)
+    out = train(cfg)
+    alone = []
+    for k in range(2):
+        member = member_config(cfg, k)
+        member.output_dir = str(tmp_path / f"alone-{k}")
+        alone.append(train(member))
+    assert member_config(cfg, 1).order_seed == 1 and member_config(cfg, 0).order_seed == cfg.seed
+    first, second = weights(alone[0]), weights(alone[1])
+    assert (first[HEAD] - second[HEAD]).abs().max() > 1e-4  # the order seed changes what a member learns
+    soup, mean = weights(out), average_weights(alone)
+    for key in mean:
+        torch.testing.assert_close(soup[key], mean[key], atol=1e-5, rtol=1e-5)
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert [m["order_seed"] for m in metrics["soup"]["members"]] == [0, 1]
+    assert "validation" in metrics and "validation" in metrics["soup"]["members"][0]
+    assert not members_dir(out).exists()  # the members go once the soup is written
+    assert (out / "prior.json").is_file() and (out / "variants.yaml").is_file() and (out / "data_manifest.json").is_file()
+    saved = load_config(out / "train_config.yaml")
+    assert saved.soup == 2 and saved.order_seed is None
+
+
+def test_resume_keeps_finished_members(tiny_base, tmp_path, capsys):
+    cfg = tiny(tiny_base, tmp_path / "soup", soup=2)
+    train(member_config(cfg, 0))  # as a soup run killed during its second member leaves it
+    capsys.readouterr()
+    out = train(cfg, resume=True)
+    log = capsys.readouterr().out
+    assert "soup member 1 of 2" in log and "is already trained" in log
+    assert "soup member 2 of 2: order_seed 1" in log
+    assert (out / "model.safetensors").is_file() and not members_dir(out).exists()
+
+
+def test_a_finished_member_of_another_config_is_retrained(tiny_base, tmp_path, capsys):
+    cfg = tiny(tiny_base, tmp_path / "soup", soup=2)
+    stale = member_config(tiny(tiny_base, tmp_path / "soup", soup=2, learning_rate=1e-3), 0)
+    train(stale)
+    capsys.readouterr()
+    train(cfg, resume=True)
+    assert "is already trained" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("overrides", [{"soup": 0}, {"soup": True}, {"order_seed": True}])
+def test_bad_soup_settings_are_refused(overrides):
+    with pytest.raises(ConfigError):
+        load_config(None, overrides)
+
+
+def test_distill_refuses_a_soup(tmp_path):
+    from training.distill import load_distill_config
+
+    path = tmp_path / "distill.yaml"
+    path.write_text("soup: 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="one student"):
+        load_distill_config(path)

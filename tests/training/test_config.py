@@ -30,6 +30,9 @@ def test_repo_configs_load():
     ({"data.synthetic_n": 0}, "no data"),
     ({"learning_rate": 5}, "learning_rate"),
     ({"prior_correction": "yes"}, "expected bool"),
+    ({"soup": 0}, "soup=0 must be"),
+    ({"soup": True}, "soup: expected int"),
+    ({"order_seed": True}, "order_seed=True must be"),
 ])
 def test_invalid_configs_fail_clearly(overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import yaml
 
+from training import resume as checkpoints
 from training.config import TrainConfig
 from training.examples import DataError
 
@@ -58,8 +59,6 @@ def member_config(cfg: TrainConfig, k: int) -> TrainConfig:
 
 def finished(member: TrainConfig) -> bool:
     """The member's artifact is complete and was trained with this very config."""
-    from training import resume as checkpoints
-
     out = Path(member.output_dir)
     if checkpoints.latest(out) is not None or not (out / "model.safetensors").is_file() or not (
             out / "metrics.json").is_file() or not (out / "train_config.yaml").is_file():
@@ -98,8 +97,6 @@ def train_soup(cfg: TrainConfig, resume: bool = False) -> Path:
             continue
         print(f"[fanzha] soup member {k + 1} of {cfg.soup}: order_seed {member.order_seed} -> {member.output_dir}",
               flush=True)
-        from training import resume as checkpoints
-
         train(member, resume=resume and checkpoints.latest(Path(member.output_dir)) is not None)
     if not distributed.is_main():
         return out  # rank 0 writes the soup
@@ -112,7 +109,7 @@ def train_soup(cfg: TrainConfig, resume: bool = False) -> Path:
 def write_soup(cfg: TrainConfig, folders: list[Path], started: float) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from training import resume as checkpoints, tracking
+    from training import tracking
     from training.evaluate import evaluate_rows
     from training.train import TrainingRun, write_artifact
 

@@ -19,8 +19,10 @@ barely moves in training (cosine 0.997 between two members' classifier weights),
 from another seed is another head (cosine 0.012), and that mean scored 0.846, below both members.
 
 The members are trained into OUTPUT/_members/order-seed-K (each a complete model artifact, so a
-killed run resumes member by member) and removed once the soup is written; their validation and
-test figures stay in the soup's metrics.json `soup.members`. The soup's artifact is written as a
+killed run resumes member by member: a finished member is kept if it was trained with this config
+on these rows, by the data manifest's checksums, and trained again if not) and removed once the
+soup is written; their validation and test figures stay in the soup's metrics.json
+`soup.members`. The splits are loaded once, for every member and the soup. The soup's artifact is written as a
 single training's (training/train.py `write_artifact`): evaluation, data manifest and card, the
 input tables, and its own MLflow run.
 """
@@ -84,41 +86,56 @@ def _data_fingerprint(manifest: dict) -> list:
     return [(f["sha256"], f["rows"]) for f in manifest["files"]], manifest["rows"], manifest["labels"]
 
 
+def trained_on(folder: Path, manifest: dict) -> bool:
+    """Whether the member in `folder` was trained on the rows `manifest` describes (checksums and counts)."""
+    trained = json.loads((Path(folder) / "data_manifest.json").read_text(encoding="utf-8"))
+    return _data_fingerprint(trained) == _data_fingerprint(manifest)
+
+
 def train_soup(cfg: TrainConfig, resume: bool = False) -> Path:
-    """Train the members (skipping, with `resume`, those already finished) and write the soup."""
+    """Train the members (skipping, with `resume`, those already finished on these very rows) and
+    write the soup. The data is loaded once, for every member and the soup alike."""
+    from data.taxonomy import load_taxonomy
     from training import distributed
-    from training.train import train
+    from training.train import load_run_data, train
 
     started, out = time.time(), Path(cfg.output_dir)
+    data = load_run_data(cfg, load_taxonomy(cfg.taxonomy))
     members = [member_config(cfg, k) for k in range(cfg.soup)]
     for k, member in enumerate(members):
         if resume and finished(member):
-            print(f"[fanzha] soup member {k + 1} of {cfg.soup} ({member.output_dir}) is already trained", flush=True)
-            continue
+            if trained_on(Path(member.output_dir), data[1]):
+                print(f"[fanzha] soup member {k + 1} of {cfg.soup} ({member.output_dir}) is already trained", flush=True)
+                continue
+            # the same config on other rows (a corpus rewritten, the generator changed): not this soup's member
+            print(f"[fanzha] soup member {k + 1} of {cfg.soup} ({member.output_dir}) was trained on other rows than "
+                  "this config loads now: training it again", flush=True)
+            shutil.rmtree(member.output_dir)
         print(f"[fanzha] soup member {k + 1} of {cfg.soup}: order_seed {member.order_seed} -> {member.output_dir}",
               flush=True)
-        train(member, resume=resume and checkpoints.latest(Path(member.output_dir)) is not None)
+        train(member, resume=resume and checkpoints.latest(Path(member.output_dir)) is not None, data=data)
     if not distributed.is_main():
         return out  # rank 0 writes the soup
-    write_soup(cfg, [Path(m.output_dir) for m in members], started)
+    write_soup(cfg, [Path(m.output_dir) for m in members], started, data)
     shutil.rmtree(members_dir(out), ignore_errors=True)
     print(f"[fanzha] soup of {cfg.soup} written to {out} in {time.time() - started:.0f}s", flush=True)
     return out
 
 
-def write_soup(cfg: TrainConfig, folders: list[Path], started: float) -> None:
+def write_soup(cfg: TrainConfig, folders: list[Path], started: float, data: tuple | None = None) -> None:
+    """The members' mean in `folders`, written as `cfg`'s model artifact; `data`: the loaded splits
+    and manifest (`load_run_data`), else loaded here. A member trained on other rows is refused."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from training import tracking
     from training.evaluate import evaluate_rows
     from training.train import TrainingRun, write_artifact
 
-    run = TrainingRun(cfg, resume=False)
+    run = TrainingRun(cfg, resume=False, data=data)
     out = run.out
     records = []
     for folder in folders:
-        manifest = json.loads((folder / "data_manifest.json").read_text(encoding="utf-8"))
-        if _data_fingerprint(manifest) != _data_fingerprint(run.manifest):
+        if not trained_on(folder, run.manifest):
             raise DataError(f"soup: {folder} was trained on other rows than {out}'s config loads now "
                             "(the generator or a corpus changed between members); retrain without --resume")
         member = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))

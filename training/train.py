@@ -178,9 +178,11 @@ def keep_input_tables(cfg: TrainConfig, out: Path) -> None:
 class TrainingRun:
     """One training's set-up, shared by `fanzha train` and `fanzha distill` (training/distill.py):
     ranks, device, precision, the checkpoint to resume from, and the deterministic data splits.
-    `config`: what the run is (checkpoints refuse a resume with another, MLflow logs it)."""
+    `config`: what the run is (checkpoints refuse a resume with another, MLflow logs it). `data`:
+    (splits, manifest) already loaded for this config's `data` (`load_run_data`): a soup's members
+    and the soup itself share one load (training/soup.py)."""
 
-    def __init__(self, cfg: TrainConfig, resume: bool, config: dict | None = None):
+    def __init__(self, cfg: TrainConfig, resume: bool, config: dict | None = None, data: tuple | None = None):
         from training import distributed, resume as checkpoints
 
         self.cfg, self.config, self.started = cfg, config or cfg.to_dict(), time.time()
@@ -196,23 +198,32 @@ class TrainingRun:
         if self.main_rank:
             remove_stale_outputs(out)
             keep_input_tables(cfg, out)
-        work = out / "_work" / (f"rank{distributed.rank()}" if self.world > 1 else "")  # no two processes write one file
-        self.splits, self.manifest = load_splits(cfg.data, self.taxonomy, work)
+        self.splits, self.manifest = data or load_run_data(cfg, self.taxonomy)
         print(f"[fanzha] data: {self.manifest['rows']}  train labels: {self.manifest['labels']['train']}", flush=True)
         self.weights = weights_from_counts(self.manifest["labels"]["train"], self.taxonomy, cfg.class_weights)
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> Path:
+def load_run_data(cfg: TrainConfig, taxonomy) -> tuple[dict, dict]:
+    """The deterministic splits and data manifest of `cfg.data`, generated under OUTPUT/_work."""
+    from training import distributed
+
+    world = distributed.world_size()
+    work = Path(cfg.output_dir) / "_work" / (f"rank{distributed.rank()}" if world > 1 else "")  # no two processes write one file
+    return load_splits(cfg.data, taxonomy, work)
+
+
+def train(cfg: TrainConfig, resume: bool = False, data: tuple | None = None) -> Path:
     """Train and write the model artifact. Under torchrun / accelerate launch every process runs
     this: each loads the same deterministic splits (checked), the Trainer runs DDP, and rank 0
-    alone writes the artifact, the data card, the reports and the MLflow run."""
+    alone writes the artifact, the data card, the reports and the MLflow run. `data`: the splits
+    and manifest already loaded for this config's data (`load_run_data`; a soup's members)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     if cfg.soup > 1:
         from training.soup import train_soup
 
         return train_soup(cfg, resume)
-    run = TrainingRun(cfg, resume)
+    run = TrainingRun(cfg, resume, data=data)
     base = resolve(cfg.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base, do_lower_case=True)
     dropout = {} if cfg.attention_dropout is None else {"attention_probs_dropout_prob": cfg.attention_dropout}

@@ -2,6 +2,7 @@
 as the model artifact; real tiny trainings."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -89,3 +90,61 @@ def test_distill_refuses_a_soup(tmp_path):
     path.write_text("soup: 2\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="one student"):
         load_distill_config(path)
+
+
+def _write_corpus(folder, parcel_code: str):
+    """A tiny corpus folder as data.sources writes it; `parcel_code` changes one training row."""
+    folder.mkdir(exist_ok=True)
+    for split, rows in (("train", [(f"您的快递已到，取件码{parcel_code}，请及时领取。", "normal"), ("本店周年庆全场五折，回T退订", "spam")]),
+                        ("validation", [("明天上午十点开会，请准时参加", "normal")]),
+                        ("test", [("我是你领导，先转2万元到这个账户", "fraud.impersonate_acquaintance")])):
+        (folder / f"{split}.jsonl").write_text("".join(
+            json.dumps({"text": t, "label": label, "source": "tiny", "group": f"tiny/{split}{i}", "split": split},
+                       ensure_ascii=False) + "\n" for i, (t, label) in enumerate(rows)), encoding="utf-8")
+
+
+def test_a_finished_member_trained_on_other_rows_is_trained_again(tiny_base, tmp_path, capsys):
+    """The same config does not mean the same rows: after a corpus is rewritten (data.sources run
+    again), a member that finished before would make a soup of two trainings on different data.
+    The data manifest's checksums tell, before the next member trains, and that member is retrained."""
+    corpus = tmp_path / "corpus"
+    _write_corpus(corpus, "1234")
+    cfg = tiny(tiny_base, tmp_path / "soup", soup=2, **{"data.corpus_dirs": [str(corpus)]})
+    train(member_config(cfg, 0))
+    _write_corpus(corpus, "5678")
+    capsys.readouterr()
+    out = train(cfg, resume=True)
+    log = capsys.readouterr().out
+    assert "soup member 1 of 2" in log and "was trained on other rows" in log and "is already trained" not in log
+    manifest = json.loads((out / "data_manifest.json").read_text(encoding="utf-8"))
+    trained = [f["sha256"] for f in manifest["files"] if f["path"] == str(corpus / "train.jsonl")]
+    assert trained == [hashlib.sha256((corpus / "train.jsonl").read_bytes()).hexdigest()]
+
+
+def test_the_soup_refuses_members_trained_on_other_rows(tiny_base, tmp_path):
+    """write_soup's own check, for members it did not train itself: one trained before the corpus
+    changed is refused, and nothing is written."""
+    from training.examples import DataError
+    from training.soup import write_soup
+
+    corpus = tmp_path / "corpus"
+    _write_corpus(corpus, "1234")
+    cfg = tiny(tiny_base, tmp_path / "soup", soup=2, **{"data.corpus_dirs": [str(corpus)]})
+    first = train(member_config(cfg, 0))
+    _write_corpus(corpus, "5678")
+    second = train(member_config(cfg, 1))
+    with pytest.raises(DataError, match="other rows"):
+        write_soup(cfg, [first, second], started=0.0)
+    assert not (tmp_path / "soup" / "model.safetensors").exists()
+
+
+def test_the_data_is_loaded_once_for_every_member_and_the_soup(tiny_base, tmp_path, monkeypatch):
+    """Members and soup train on one load of the splits (the SMS config's takes about a minute;
+    it was loaded three times for a soup of two), which also makes them the same rows by construction."""
+    import training.train as train_module
+
+    calls = []
+    real = train_module.load_splits
+    monkeypatch.setattr(train_module, "load_splits", lambda *a, **k: calls.append(a) or real(*a, **k))
+    train(tiny(tiny_base, tmp_path / "soup", soup=2))
+    assert len(calls) == 1

@@ -158,6 +158,12 @@ class TrainConfig:
         if self.class_weights not in CLASS_WEIGHTS:
             raise ConfigError(f"class_weights must be one of {CLASS_WEIGHTS}, got {self.class_weights!r}")
 
+    @property
+    def shuffle_seed(self) -> int:
+        """The seed of shuffling, augmentation and dropout: `order_seed`, else `seed` (the
+        initialization always follows `seed`)."""
+        return self.seed if self.order_seed is None else self.order_seed
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -33,7 +33,6 @@ from data.taxonomy import TaxonomyError
 from training.config import ConfigError, TrainConfig, apply_overrides, build, option, read_yaml
 from training.examples import DataError, read_jsonl
 from training.resume import ResumeError
-from training.soup import order_seed
 
 SETTINGS_FREE = ("teacher_batch_size", "logits_cache")  # do not change the student's weights
 
@@ -209,7 +208,7 @@ def distill(cfg: TrainConfig, settings: DistillConfig, teacher: Path, champion: 
     soft = teachers.soft_targets(scored, mix, settings.temperature, shift)
     index = {t: i for i, t in enumerate(targets)}
     dataset = build_dataset(rows, tokenizer, run.taxonomy, cfg.max_length, run.weights, cfg.augment,
-                            order_seed(cfg), extra={"soft": [soft[index[r["target"]]].tolist() for r in rows]})
+                            cfg.shuffle_seed, extra={"soft": [soft[index[r["target"]]].tolist() for r in rows]})
     sources: dict[str, int] = {}
     for r in pool:
         sources[r["source"]] = sources.get(r["source"], 0) + 1

@@ -47,14 +47,9 @@ def members_dir(out: str | Path) -> Path:
     return Path(out) / MEMBERS
 
 
-def order_seed(cfg: TrainConfig) -> int:
-    """The seed of shuffling, augmentation and dropout (the initialization follows `seed`)."""
-    return cfg.seed if cfg.order_seed is None else cfg.order_seed
-
-
 def member_config(cfg: TrainConfig, k: int) -> TrainConfig:
     """Member k of the soup `cfg` describes: the same config with order_seed + k, into its own folder."""
-    seed = order_seed(cfg) + k
+    seed = cfg.shuffle_seed + k
     return dataclasses.replace(cfg, soup=1, order_seed=seed,
                                output_dir=str(members_dir(cfg.output_dir) / f"order-seed-{seed}"))
 

@@ -36,7 +36,6 @@ from training.base_model import resolve
 from training.config import ConfigError, TrainConfig, load_config, save_config
 from training.examples import DataError, load_splits, weights_from_counts
 from training.resume import ResumeError
-from training.soup import order_seed
 
 
 def set_seed(seed: int) -> None:
@@ -231,7 +230,7 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple | None = None) -> 
         base, num_labels=len(run.taxonomy.classes), id2label=run.taxonomy.id2label, label2id=run.taxonomy.label2id,
         **dropout)
     train_ds = build_dataset(run.splits["train"], tokenizer, run.taxonomy, cfg.max_length, run.weights, cfg.augment,
-                             order_seed(cfg))
+                             cfg.shuffle_seed)
     return fit(run, model, tokenizer, train_ds, trainer_class(), collate)
 
 
@@ -257,8 +256,8 @@ def training_arguments(cfg: TrainConfig, run: TrainingRun, total_steps: int):
         report_to=["mlflow"] if cfg.tracking == "mlflow" and run.main_rank else "none",
         use_cpu=not run.cuda,
         **distributed.precision_args(run.precision),
-        seed=order_seed(cfg),
-        data_seed=order_seed(cfg),
+        seed=cfg.shuffle_seed,
+        data_seed=cfg.shuffle_seed,
         remove_unused_columns=False,
         train_sampling_strategy="group_by_length",  # batches of similar length: SMS short, scripts long
         length_column_name="length",

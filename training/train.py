@@ -198,7 +198,6 @@ class TrainingRun:
             remove_stale_outputs(out)
             keep_input_tables(cfg, out)
         self.splits, self.manifest = data or load_run_data(cfg, self.taxonomy)
-        print(f"[fanzha] data: {self.manifest['rows']}  train labels: {self.manifest['labels']['train']}", flush=True)
         self.weights = weights_from_counts(self.manifest["labels"]["train"], self.taxonomy, cfg.class_weights)
 
 
@@ -208,7 +207,9 @@ def load_run_data(cfg: TrainConfig, taxonomy) -> tuple[dict, dict]:
 
     world = distributed.world_size()
     work = Path(cfg.output_dir) / "_work" / (f"rank{distributed.rank()}" if world > 1 else "")  # no two processes write one file
-    return load_splits(cfg.data, taxonomy, work)
+    splits, manifest = load_splits(cfg.data, taxonomy, work)
+    print(f"[fanzha] data: {manifest['rows']}  train labels: {manifest['labels']['train']}", flush=True)
+    return splits, manifest
 
 
 def train(cfg: TrainConfig, resume: bool = False, data: tuple | None = None) -> Path:

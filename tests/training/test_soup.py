@@ -138,7 +138,7 @@ def test_the_soup_refuses_members_trained_on_other_rows(tiny_base, tmp_path):
     assert not (tmp_path / "soup" / "model.safetensors").exists()
 
 
-def test_the_data_is_loaded_once_for_every_member_and_the_soup(tiny_base, tmp_path, monkeypatch):
+def test_the_data_is_loaded_once_for_every_member_and_the_soup(tiny_base, tmp_path, monkeypatch, capsys):
     """Members and soup train on one load of the splits (the SMS config's takes about a minute;
     it was loaded three times for a soup of two), which also makes them the same rows by construction."""
     import training.train as train_module
@@ -146,5 +146,7 @@ def test_the_data_is_loaded_once_for_every_member_and_the_soup(tiny_base, tmp_pa
     calls = []
     real = train_module.load_splits
     monkeypatch.setattr(train_module, "load_splits", lambda *a, **k: calls.append(a) or real(*a, **k))
+    capsys.readouterr()
     train(tiny(tiny_base, tmp_path / "soup", soup=2))
     assert len(calls) == 1
+    assert capsys.readouterr().out.count("[fanzha] data: ") == 1  # and the log says so once

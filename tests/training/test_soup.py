@@ -139,8 +139,8 @@ def test_the_soup_refuses_members_trained_on_other_rows(tiny_base, tmp_path):
 
 
 def test_the_data_is_loaded_once_for_every_member_and_the_soup(tiny_base, tmp_path, monkeypatch, capsys):
-    """Members and soup train on one load of the splits (the SMS config's takes about a minute;
-    it was loaded three times for a soup of two), which also makes them the same rows by construction."""
+    """Members and soup train on one load of the splits (it was loaded three times for a soup of
+    two), which also makes them the same rows by construction."""
     import training.train as train_module
 
     calls = []

@@ -268,7 +268,7 @@ def main(argv=None) -> int:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from training import report as html_report
-    from training.scorecard import confident_errors, scorecard
+    from training.scorecard import certification_spread, confident_errors, scorecard
 
     parser = argparse.ArgumentParser(prog="fanzha evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, help="model artifact folder (output of fanzha train)")
@@ -340,6 +340,10 @@ def main(argv=None) -> int:
     probs = softmax(test_logits / temperature)
     chat_threshold = calibration.get("chat_block_threshold")
     reports = {"model": scorecard(probs, test, taxonomy, threshold, chat_block_threshold=chat_threshold)}
+    if val:  # the same weights certified on other validation samples: how much the blocked figures move
+        reports["model"]["certification_spread"] = certification_spread(
+            fraud_val, val, category_scores(probs, taxonomy)["fraud"], test, taxonomy, legit_set, args.max_fpr,
+            args.fpr_confidence)
     policy_path = Path(cfg["policy"]) if cfg.get("policy") else None
     reports["model"]["describes"] = {
         "variant": "pytorch fp32", "model": str(args.model), "label_rule": "served (best class in the most probable "
@@ -419,6 +423,15 @@ def main(argv=None) -> int:
         "Headline figures: served label rule vs plain argmax": html_report._table(
             ["figure", "served rule (what the service answers)", "plain argmax"],
             [[k, reports["model"].get(k), v] for k, v in reports["model"].get("argmax_rule", {}).items()])}
+    spread = reports["model"].get("certification_spread")
+    if spread:
+        measured = reports["model"]["by_channel"]
+        extra[f"Blocked figures on other certification samples ({spread['draws']} resamples of the validation rows, "
+              "the same weights): 5th / 50th / 95th percentile"] = html_report._table(
+            ["channel", "figure", "this report", "5th", "median", "95th"],
+            [[channel, key, measured.get(channel, {}).get(key) if key != "block_threshold" else (
+                reports["model"].get("chat_block_threshold", threshold) if channel == "chat" else threshold), *values]
+             for channel in ("sms", "chat") if channel in spread for key, values in spread[channel].items()])
     if reports.get("baseline", {}).get("per_dataset"):
         specialists = reports["baseline"]["per_dataset"]
         extra["In-distribution targets: the model vs a baseline trained on that dataset alone (PRODUCT.md's bar)"] = \

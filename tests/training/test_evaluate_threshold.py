@@ -97,6 +97,14 @@ def test_evaluate_reports_blocked_figures_at_the_threshold_export_certifies(tiny
     assert calibration["legit_rows"] == served["validation"]["legit_rows"]
     assert calibration["temperature"] == pytest.approx(served["temperature"], rel=1e-3)
     assert calibration["block_threshold"] == pytest.approx(served["block_threshold"], abs=1e-4)
+    # the blocked figures over other certification samples of these weights, in the JSON and the page
+    report = json.loads((tmp_path / "eval" / "report.json").read_text(encoding="utf-8"))
+    spread = report["model"]["certification_spread"]
+    assert spread["draws"] == 200
+    for channel in report["model"]["by_channel"]:
+        low, _, high = spread[channel]["block_threshold"]
+        assert low <= high and len(spread[channel]["false_block_rate"]) == 3
+    assert "Blocked figures on other certification samples" in (tmp_path / "eval" / "report.html").read_text()
     # DATA's own validation rows give another threshold: what evaluate reported before
     assert evaluate_main([str(model_dir), str(folder), "--no-baseline", "--calibrate-on", "data",
                           "--out", str(tmp_path / "eval-data")]) in (0, None)

@@ -51,6 +51,11 @@ def evaluation_report(model_dir: Path, path: Path | None = None) -> tuple[dict |
     return model, str(path)
 
 
+def _range(quantiles, fmt) -> str:
+    """'low–high' of a certification_spread entry (5th, 50th, 95th percentile), or '–'."""
+    return f"{fmt(quantiles[0])}–{fmt(quantiles[-1])}" if quantiles else "–"
+
+
 def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.2f} %"
 
@@ -119,6 +124,16 @@ def _render(model_dir: Path, serving: Path, meta: dict, report: dict | None, fou
                 _table(["source", "rows", "macro-F1", "false blocks", "blocked fraud recall"],
                        [[s, v.get("rows"), _f(v.get("macro_f1")), _pct(v.get("false_block_rate")),
                          _f(v.get("fraud_block_recall"), 3)] for s, v in sorted((report.get("per_source") or {}).items())])]
+        spread = report.get("certification_spread") or {}
+        if report.get("by_channel"):
+            out += ["", "Per channel, each at its own certified threshold, with the range the same weights show when "
+                    f"certified on other validation samples (5th–95th percentile of {spread.get('draws', 0)} resamples; "
+                    "the certification's noise, not training's):", "",
+                    _table(["channel", "rows", "blocked fraud recall", "its range", "false blocks", "their range"],
+                           [[c, v.get("rows"), _f(v.get("fraud_block_recall"), 3),
+                             _range(spread.get(c, {}).get("fraud_block_recall"), lambda x: _f(x, 3)),
+                             _pct(v.get("false_block_rate")), _range(spread.get(c, {}).get("false_block_rate"), _pct)]
+                            for c, v in report["by_channel"].items()])]
         for name, probe in (report.get("probes") or {}).items():
             regions = probe.get("per_region") or {}
             if regions:

@@ -33,6 +33,9 @@ def test_the_card_shows_an_evaluation_of_these_weights_and_no_other(tiny_model, 
     card = model_card.render(tiny_model, tiny_serving, meta, path)
     assert f"| macro-F1 | {report['model']['macro_f1']:.4f} |" in card
     assert f"{report['model']['rows']} held-out test rows" in card
+    sms, spread = report["model"]["by_channel"]["sms"], report["model"]["certification_spread"]["sms"]
+    low, _, high = spread["fraud_block_recall"]  # the blocked recall beside its range on other certificates
+    assert f"| sms | {sms['rows']} | {sms['fraud_block_recall']:.3f} | {low:.3f}–{high:.3f} |" in card
 
     report["model"]["describes"]["weights_sha256"] = "0" * 64  # the same report, claimed for other weights
     other = tmp_path / "other.json"

@@ -206,9 +206,31 @@ def apply_overrides(raw: dict, overrides: dict | None) -> dict:
     return raw
 
 
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_extending(path: str | Path, seen: tuple = ()) -> dict:
+    """A YAML config; `extends: OTHER.yaml` (relative to this file) is read first and overridden
+    key by key, nested mappings merged (a file that sets one `data.caps` key keeps the others).
+    Trainings save the resolved config (train_config.yaml), never the `extends` chain."""
+    path = Path(path)
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: `extends` loops back to itself")
+    raw = read_yaml(path)
+    parent = raw.pop("extends", None)
+    if parent is not None and not isinstance(parent, str):
+        raise ConfigError(f"{path}: `extends` must be the path of another config file, got {parent!r}")
+    return _merge(read_extending(path.parent / parent, (*seen, path.resolve())), raw) if parent else raw
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
-    """Defaults <- YAML file <- overrides (dotted keys allowed: {"data.synthetic_n": 100})."""
-    raw = apply_overrides(read_yaml(path) if path else {}, overrides)
+    """Defaults <- YAML file (and the files it `extends`) <- overrides (dotted keys allowed:
+    {"data.synthetic_n": 100})."""
+    raw = apply_overrides(read_extending(path) if path else {}, overrides)
     return build(TrainConfig, raw, str(path or "config"))
 
 

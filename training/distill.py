@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from data.taxonomy import TaxonomyError
-from training.config import ConfigError, TrainConfig, apply_overrides, build, option, read_yaml
+from training.config import ConfigError, TrainConfig, apply_overrides, build, option, read_extending
 from training.examples import DataError, read_jsonl
 from training.resume import ResumeError
 
@@ -62,23 +62,6 @@ class DistillConfig:
                 raise ConfigError(f"distill.{key} must be within [0, 1], got {getattr(self, key)}")
         if self.transfer_disguised < 0 or self.transfer_max_rows < 0 or self.teacher_batch_size < 1:
             raise ConfigError("distill.transfer_disguised and transfer_max_rows must be >= 0, teacher_batch_size >= 1")
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def read_extending(path: Path, seen: tuple = ()) -> dict:
-    """A YAML config; `extends: OTHER.yaml` (relative to this file) is read first and overridden key by key."""
-    path = Path(path)
-    if path.resolve() in seen:
-        raise ConfigError(f"{path}: `extends` loops back to itself")
-    raw = read_yaml(path)
-    parent = raw.pop("extends", None)
-    return _merge(read_extending(path.parent / parent, (*seen, path.resolve())), raw) if parent else raw
 
 
 def load_distill_config(path: str | Path | None, overrides: dict | None = None) -> tuple[TrainConfig, DistillConfig]:

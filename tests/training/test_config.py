@@ -44,3 +44,24 @@ def test_unreadable_yaml(tmp_path):
     path.write_text("epochs: [1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(path)
+
+
+def test_a_training_config_extends_another_key_by_key(tmp_path):
+    """`extends` works for `fanzha train` as for distill: the parent is read first, nested maps are
+    merged (one cap set, the other caps kept), and the experiment in configs/experiments/ is
+    sms.yaml but for the keys it names."""
+    sms = load_config(REPO / "configs/sms.yaml")
+    chatcaps = load_config(REPO / "configs/experiments/sms-chatcaps.yaml")
+    assert chatcaps.data.caps["teleantifraud_synth:fraud"] == 3000 != sms.data.caps["teleantifraud_synth:fraud"]
+    assert chatcaps.data.caps["spam80w:normal"] == sms.data.caps["spam80w:normal"]  # not named: kept
+    assert chatcaps.data.repeat == {k: 3 for k in sms.data.repeat}
+    assert chatcaps.soup == sms.soup and chatcaps.certify_legit == sms.certify_legit
+    assert chatcaps.output_dir == "artifacts/experiments/sms-chatcaps"
+
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\nepochs: 2\n", encoding="utf-8")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="loops back"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="must be the path"):
+        load_config(tmp_path / "c.yaml")

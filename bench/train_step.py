@@ -148,7 +148,7 @@ def markdown(result: dict, command: str) -> str:
 
 def main(argv=None) -> int:
     from training.config import ConfigError, load_config
-    from training.train import parse_overrides
+    from training.config import parse_overrides
 
     parser = argparse.ArgumentParser(prog="python -m bench.train_step", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/sms.yaml")

@@ -1,6 +1,6 @@
 """Typed training configuration: dataclasses with defaults and help; YAML files only override.
 
-    python -m training.config configs/default.yaml     # prints the resolved config
+    python -m training.config configs/default.yaml [--set epochs=1]    # prints the resolved config
 
 Unknown keys are an error (a typo must not silently train the wrong model). The resolved
 config is saved beside every model as `train_config.yaml`.
@@ -238,9 +238,32 @@ def save_config(config: TrainConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
+def parse_overrides(pairs: list[str]) -> dict:
+    """`--set KEY=VALUE` pairs as overrides (VALUE read as YAML: 1, true, [a, b])."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key] = yaml.safe_load(value)
+    return out
+
+
 def main(argv=None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    print(yaml.safe_dump(load_config(args[0] if args else None).to_dict(), sort_keys=False, allow_unicode=True))
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m training.config",
+                                     description="print a training config resolved: defaults, the file (and what "
+                                                 "it extends), then --set")
+    parser.add_argument("config", nargs="?", help="YAML config (none: the defaults)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one key, as fanzha train")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, parse_overrides(args.set))
+    except ConfigError as e:
+        print(f"python -m training.config: error: {e}", file=sys.stderr)
+        return 2
+    print(yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True))
     return 0
 
 

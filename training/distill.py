@@ -208,7 +208,7 @@ def distill(cfg: TrainConfig, settings: DistillConfig, teacher: Path, champion: 
 
 
 def main(argv=None) -> int:
-    from training.train import parse_overrides
+    from training.config import parse_overrides
 
     parser = argparse.ArgumentParser(prog="fanzha distill", description=__doc__.split("\n\n")[0])
     parser.add_argument("--teacher", required=True, type=Path, help="model artifact to distil (output of fanzha train)")

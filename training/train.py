@@ -26,14 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from data.card import build_card, write_card
 from data.encoding import configure_tokenizer, encode_ids, prepare
 from data.normalize import default_table_path
 from data.taxonomy import TaxonomyError, load_taxonomy
 from training.base_model import resolve
-from training.config import ConfigError, TrainConfig, load_config, save_config
+from training.config import ConfigError, TrainConfig, load_config, parse_overrides, save_config
 from training.examples import DataError, load_splits, weights_from_counts
 from training.resume import ResumeError
 
@@ -357,16 +356,6 @@ def write_artifact(cfg: TrainConfig, out: Path, model, tokenizer, taxonomy, spli
     write_card(build_card([dict(r, split=s) for s, rows in splits.items() for r in rows], feedback=manifest["feedback"]),
                out / "data_card.json", out / "data_card.md")  # counts and lengths: shortcuts in plain sight
     shutil.rmtree(out / "_work", ignore_errors=True)  # regenerable; the manifest fingerprints it
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise SystemExit(f"--set expects key=value, got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key] = yaml.safe_load(value)
-    return out
 
 
 def main(argv=None) -> int:

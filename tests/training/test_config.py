@@ -65,3 +65,16 @@ def test_a_training_config_extends_another_key_by_key(tmp_path):
     (tmp_path / "c.yaml").write_text("extends: 3\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="must be the path"):
         load_config(tmp_path / "c.yaml")
+
+
+def test_the_config_printer_takes_set_and_says_what_is_wrong(capsys):
+    """`python -m training.config FILE --set KEY=VALUE` prints what fanzha train would train; a bad
+    file or key is one line and exit 2, not a traceback."""
+    from training.config import main
+
+    assert main([str(REPO / "configs/experiments/sms-chatcaps.yaml"), "--set", "epochs=1"]) == 0
+    printed = capsys.readouterr().out
+    assert "epochs: 1" in printed and "teleantifraud_synth:fraud: 3000" in printed
+    assert main([str(REPO / "configs/nope.yaml")]) == 2
+    assert "cannot read config" in capsys.readouterr().err
+    assert main([str(REPO / "configs/sms.yaml"), "--set", "soup=0"]) == 2

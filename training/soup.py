@@ -22,9 +22,9 @@ The members are trained into OUTPUT/_members/order-seed-K (each a complete model
 killed run resumes member by member: a finished member is kept if it was trained with this config
 on these rows, by the data manifest's checksums, and trained again if not) and removed once the
 soup is written; their validation and test figures stay in the soup's metrics.json
-`soup.members`. The splits are loaded once, for every member and the soup. The soup's artifact is written as a
-single training's (training/train.py `write_artifact`): evaluation, data manifest and card, the
-input tables, and its own MLflow run.
+`soup.members`. The splits are loaded once, for every member and the soup. The soup's artifact is
+written as a single training's (training/train.py `write_artifact`): evaluation, data manifest and
+card, the input tables, and its own MLflow run.
 """
 from __future__ import annotations
 

@@ -204,8 +204,8 @@ def load_run_data(cfg: TrainConfig, taxonomy) -> tuple[dict, dict]:
     """The deterministic splits and data manifest of `cfg.data`, generated under OUTPUT/_work."""
     from training import distributed
 
-    world = distributed.world_size()
-    work = Path(cfg.output_dir) / "_work" / (f"rank{distributed.rank()}" if world > 1 else "")  # no two processes write one file
+    rank = f"rank{distributed.rank()}" if distributed.world_size() > 1 else ""  # no two processes write one file
+    work = Path(cfg.output_dir) / "_work" / rank
     splits, manifest = load_splits(cfg.data, taxonomy, work)
     print(f"[fanzha] data: {manifest['rows']}  train labels: {manifest['labels']['train']}", flush=True)
     return splits, manifest
